@@ -1,0 +1,204 @@
+"""The `sensekit` command. Wiring only: each subcommand calls into the package.
+
+Exit codes: 0 success; 1 unexpected failure or windows left unacknowledged at shutdown;
+2 invalid configuration or usage; 3 model missing or corrupt; 4 camera or media unusable;
+5 broker unusable (refused credentials, TLS files); 130 interrupted before start-up finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+# Before numpy or OpenCV load: one BLAS/OpenMP thread (threads fight the capture loop on two
+# cores), and OpenCV's own warnings off (we report errors ourselves, in words).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+from sensekit import __version__
+from sensekit.errors import ConfigError, SensekitError
+from sensekit.logsetup import setup_logging
+
+log = logging.getLogger("sensekit")
+
+EXIT_CODES = """exit codes:
+  0  success            2  invalid config or usage   4  camera or media unusable
+  1  unexpected error   3  model missing or corrupt  5  broker refused or unusable"""
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info(
+            "received %s: finishing the current window and stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from sensekit.config import load_config
+
+    try:
+        config = load_config(Path(args.file))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 2
+    zones = sum(len(c.effective_zones()) for c in config.cameras)
+    print(f"{args.file}: valid ({len(config.cameras)} camera(s), {zones} zone(s))")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sensekit.app import Daemon
+    from sensekit.config import load_config
+    from sensekit.publish.mqtt import Identity, MqttPublisher
+
+    config = load_config(Path(args.config))
+    setup_logging(args.log_level or config.logging.level)
+    log.info("sensekit %s starting: site %s, device %s", __version__, config.site, config.device)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))
+    daemon = Daemon(config, publisher)
+    publisher.start()
+    try:
+        daemon.start_sources()
+    except SensekitError:
+        publisher.stop(2.0)
+        raise
+    left = daemon.run(stop)
+    log.info("stopped: %d windows published", daemon.windows_published)
+    return 0 if left == 0 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sensekit.demo import run_demo
+
+    setup_logging(args.log_level or "INFO")
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    return run_demo(
+        args.broker,
+        Path(args.config) if args.config else None,
+        Path(args.media) if args.media else None,
+        realtime=args.realtime,
+        stop=stop,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sensekit.benchmark import run_benchmark
+
+    setup_logging(args.log_level or "WARNING")
+    return run_benchmark(frames=args.frames, output=Path(args.json) if args.json else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensekit",
+        description=(
+            "Anonymous emotion statistics from a camera: finds faces, classifies their "
+            "expression on the device, and publishes only per-zone, per-window counts over "
+            "MQTT. No image, crop or identity ever leaves the process."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sensekit {__version__}")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the daemon until SIGTERM/SIGINT",
+        description=(
+            "Run the daemon: read the configured cameras (device index, /dev/videoN, video "
+            "file, image folder, RTSP URL or picamera2), publish one window per zone every "
+            "aggregation.window_s seconds. On SIGTERM or SIGINT it closes and publishes the "
+            "current window, publishes status 'stopped' and exits 0."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", "-c", required=True, help="YAML config (see configs/)")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the bundled sample video through the full pipeline and print the MQTT messages",
+        description=(
+            "Replay the bundled sample video (people walking through a door, two zones) "
+            "through detection, expression, tracking and aggregation, publish to a broker and "
+            "print every message as a subscribed dashboard receives it. Without --broker a "
+            "private mosquitto is started on a free loopback port and stopped afterwards. "
+            "Needs no camera. Ends when the video ends."
+        ),
+    )
+    demo.add_argument("--broker", help="use this broker, e.g. mqtt://localhost:1883")
+    demo.add_argument(
+        "--config", help="another demo config (default: the bundled configs/demo.yaml)"
+    )
+    demo.add_argument("--media", help="another video file or image folder to replay")
+    demo.add_argument(
+        "--realtime",
+        action="store_true",
+        help="replay at the video's own speed (default: flat out)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate a config file",
+        description=(
+            "Validate a config file. Exit 0 when valid; otherwise exit 2 and print each problem "
+            "as FILE:LINE: key.path: message. Unknown keys are errors."
+        ),
+    )
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure speed, recall and memory of the vision path on the demo video",
+        description=(
+            "Benchmark both detector variants on the bundled demo video (640x480, 1 inference "
+            "thread): face recall against the video's known face positions, frames per second "
+            "with 1 and 4 faces, the efficiency ratio (bare model time / full pipeline time), "
+            "the marginal cost of an extra face, and peak memory. Prints ratios, asserts nothing."
+        ),
+    )
+    bench.add_argument("--frames", type=int, default=300, help="frames per measurement")
+    bench.add_argument("--json", help="also write the results to this JSON file")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(args.log_level or "INFO")
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return exc.exit_code
+    except SensekitError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

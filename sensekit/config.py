@@ -1,0 +1,321 @@
+"""The configuration: pydantic models that forbid unknown keys, loaded from YAML with lines.
+
+A typo must fail loudly with the file, line and key (`FILE:LINE: key.path: message`), never be
+ignored: an ignored `k_treshold` would silently publish small groups.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sensekit.errors import ConfigError
+from sensekit.sources.kinds import is_live_source
+from sensekit.types import DetectorModel
+from sensekit.yaml_lines import KeyPath, line_of, load_with_lines
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+"""Names that become MQTT topic levels: no '/', '+', '#', spaces or leading dots."""
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Strict):
+    """TLS towards the broker; used when `mqtt.url` is `mqtts://` or when any file is set."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class MqttConfig(_Strict):
+    url: str = "mqtt://localhost:1883"
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")] = (
+        "sensekit"
+    )
+    username: str | None = None
+    password_file: Path | None = Field(
+        None, description="file holding the password (never put a password in the config)"
+    )
+    tls: TlsConfig = TlsConfig()
+    client_id: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    connect_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ValueError("must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+        try:
+            _ = parsed.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "localhost"
+
+    @property
+    def port(self) -> int:
+        parsed = urlparse(self.url)
+        return parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        tls = self.tls
+        return urlparse(self.url).scheme == "mqtts" or any(
+            (tls.ca_file, tls.cert_file, tls.key_file)
+        )
+
+
+class DetectorConfig(_Strict):
+    model: DetectorModel = DetectorModel.SHORT_RANGE
+    model_path: Path | None = Field(None, description="override the bundled model file")
+    score_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    nms_iou_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    min_face_px: Annotated[int, Field(ge=0)] = 24
+
+
+class ZoneConfig(_Strict):
+    name: Name
+    polygon: list[tuple[Fraction, Fraction]] = Field(
+        description="vertices in normalised image coordinates (0..1, origin top-left)"
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _at_least_a_triangle(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(value) < 3:
+            raise ValueError("a zone polygon needs at least 3 points")
+        return value
+
+
+class Anchor(StrEnum):
+    """Which point of a face box decides its zone."""
+
+    BOX_CENTER = "box_center"
+    BOX_BOTTOM = "box_bottom"
+
+
+class ReplayMode(StrEnum):
+    REALTIME = "realtime"
+    FAST = "fast"
+
+
+class CameraConfig(_Strict):
+    name: Name = "camera"
+    source: str | int = Field(
+        0, description="device index, /dev/videoN, a video file, an image folder or an RTSP URL"
+    )
+    width: Annotated[int, Field(ge=16)] | None = None
+    height: Annotated[int, Field(ge=16)] | None = None
+    fps: Annotated[float, Field(gt=0)] | None = None
+    replay: ReplayMode = Field(
+        ReplayMode.REALTIME, description="pace of a replayed file: its own speed, or flat out"
+    )
+    image_fps: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="time base for an image folder (images have no timestamps)"
+    )
+    queue_size: Annotated[int, Field(ge=1, le=64)] = 2
+    detector: DetectorConfig = DetectorConfig()
+    anchor: Anchor = Anchor.BOX_CENTER
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="empty: one zone named after the camera, whole frame"
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_empty(cls, value: str | int) -> str | int:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def effective_zones(self) -> list[ZoneConfig]:
+        if self.zones:
+            return self.zones
+        whole = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+        return [ZoneConfig(name=self.name, polygon=whole)]
+
+
+class ExpressionConfig(_Strict):
+    model_path: Path | None = Field(None, description="override the bundled int8 model")
+    min_face_px: Annotated[int, Field(ge=0)] = Field(
+        40, description="smaller faces are counted as people but not classified"
+    )
+    crop_scale: Annotated[float, Field(ge=1.0, le=2.5)] = Field(
+        1.25, description="crop side as a multiple of the detector's face box"
+    )
+
+
+class TrackerConfig(_Strict):
+    iou_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    max_gap_s: Annotated[float, Field(gt=0.0, le=30.0)] = Field(
+        1.0, description="a face unseen for longer starts a new person"
+    )
+    min_frames: Annotated[int, Field(ge=1, le=100)] = Field(
+        3, description="frames a track needs before it counts (filters one-frame false positives)"
+    )
+
+
+class AggregationConfig(_Strict):
+    window_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    k_threshold: Annotated[int, Field(ge=3, le=1000)] = Field(
+        5, description="fewer people than this in a zone-window: no breakdown is published"
+    )
+
+
+class StatsConfig(_Strict):
+    interval_s: Annotated[float, Field(ge=1.0, le=3600.0)] = 30.0
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Strict):
+    """The whole daemon configuration (see configs/*.yaml for documented examples)."""
+
+    site: Name
+    device: Name = Field(default_factory=lambda: _hostname())
+    mqtt: MqttConfig = MqttConfig()
+    cameras: list[CameraConfig] = Field(min_length=1)
+    expression: ExpressionConfig = ExpressionConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    aggregation: AggregationConfig = AggregationConfig()
+    stats: StatsConfig = StatsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    inference_threads: Annotated[int, Field(ge=1, le=8)] = 1
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        cameras = [camera.name for camera in self.cameras]
+        if len(set(cameras)) != len(cameras):
+            raise ValueError(f"camera names must be unique, got {cameras}")
+        zones = [zone.name for camera in self.cameras for zone in camera.effective_zones()]
+        if len(set(zones)) != len(zones):
+            raise ValueError(f"zone names must be unique across cameras, got {zones}")
+        return self
+
+
+def _hostname() -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "device"
+    return name[:63].lstrip(".-") or "device"
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def _problems(exc: ValidationError, file: str, lines: dict[KeyPath, int]) -> list[str]:
+    problems: list[tuple[int, str]] = []
+    for error in exc.errors():
+        location = tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see configs/ for the valid keys)"
+        message = message.removeprefix("Value error, ")
+        line = line_of(lines, location)
+        problems.append((line, f"{file}:{line}: {_format_location(location)}: {message}"))
+    return [text for _, text in sorted(problems, key=lambda item: item[0])]
+
+
+def parse_config(
+    text: str, file: str = "<config>", overrides: dict[str, Any] | None = None
+) -> Config:
+    """Validate YAML text; raises ConfigError listing every problem as FILE:LINE: key: message."""
+    try:
+        data, lines = load_with_lines(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError([f"{file}:{line}: (yaml): {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}:1: (yaml): {exc}"]) from None
+    if data is None:
+        raise ConfigError([f"{file}:1: (top level): the file is empty"])
+    if not isinstance(data, dict):
+        raise ConfigError([f"{file}:1: (top level): must be a mapping of keys to values"])
+    if overrides:
+        data = {**data, **overrides}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, file, lines)) from None
+
+
+def _relative_to(base: Path, value: Path | None) -> Path | None:
+    if value is None or value.is_absolute():
+        return value
+    return base / value
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Relative paths in a config file are relative to that file, not to the working directory
+    (systemd starts the daemon in /)."""
+
+    def camera(cam: CameraConfig) -> CameraConfig:
+        source = cam.source
+        if (
+            isinstance(source, str)
+            and not is_live_source(source)
+            and not Path(source).is_absolute()
+        ):
+            source = str(base / source)
+        detector = cam.detector.model_copy(
+            update={"model_path": _relative_to(base, cam.detector.model_path)}
+        )
+        return cam.model_copy(update={"source": source, "detector": detector})
+
+    tls = config.mqtt.tls
+    mqtt = config.mqtt.model_copy(
+        update={
+            "password_file": _relative_to(base, config.mqtt.password_file),
+            "tls": tls.model_copy(
+                update={
+                    "ca_file": _relative_to(base, tls.ca_file),
+                    "cert_file": _relative_to(base, tls.cert_file),
+                    "key_file": _relative_to(base, tls.key_file),
+                }
+            ),
+        }
+    )
+    expression = config.expression.model_copy(
+        update={"model_path": _relative_to(base, config.expression.model_path)}
+    )
+    return config.model_copy(
+        update={
+            "cameras": [camera(c) for c in config.cameras],
+            "mqtt": mqtt,
+            "expression": expression,
+        }
+    )
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, validate and resolve a config file; raises ConfigError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}:1: (file): no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}:1: (file): is a directory, not a config file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}:1: (file): cannot read: {exc}"]) from None
+    config = parse_config(text, str(path), overrides)
+    return resolve_paths(config, path.resolve().parent)

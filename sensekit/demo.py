@@ -1,0 +1,150 @@
+"""`sensekit demo`: the bundled media through the whole pipeline to a broker, and back.
+
+A subscriber on the same broker prints every message exactly as a dashboard receives it
+(topic, QoS, retained flag, JSON payload), so the demo shows the real contract, not a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sensekit.aggregate import window_start
+from sensekit.app import Daemon
+from sensekit.broker import LocalBroker
+from sensekit.config import Config, ReplayMode, load_config
+from sensekit.errors import BrokerError
+from sensekit.publish.mqtt import Identity, MqttPublisher
+from sensekit.publish.payloads import STATUS_STOPPED, Topics
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled(relative: str) -> Path:
+    """A file shipped with sensekit: inside the wheel, or in the checkout beside the package."""
+    for base in (PACKAGE_DIR, PACKAGE_DIR.parent):
+        candidate = base / relative
+        if candidate.exists():
+            return candidate
+    return PACKAGE_DIR.parent / relative
+
+
+def demo_config_path() -> Path:
+    return bundled("configs/demo.yaml")
+
+
+class MessagePrinter:
+    """Subscribes to everything under the device's topics and prints what arrives."""
+
+    def __init__(self, url_host: str, port: int, topics: Topics, out: TextIO) -> None:
+        self._topics = topics
+        self._out = out
+        self.messages: list[tuple[str, dict[str, Any], bool]] = []
+        self.stopped = threading.Event()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._host, self._port = url_host, port
+
+    def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
+        client.subscribe(f"{self._topics.base}/#", qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            payload = json.loads(message.payload)
+        except ValueError:
+            payload = {"undecodable": message.payload.decode(errors="replace")}
+        self.messages.append((message.topic, payload, bool(message.retain)))
+        flags = f"qos={message.qos}{' retained' if message.retain else ''}"
+        print(f"{message.topic}  [{flags}]", file=self._out)
+        print("  " + json.dumps(payload, indent=None, separators=(", ", ": ")), file=self._out)
+        self._out.flush()
+        if message.topic == self._topics.status and payload.get("state") == STATUS_STOPPED:
+            self.stopped.set()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        try:
+            self._client.connect(self._host, self._port, keepalive=30)
+        except OSError as exc:
+            raise BrokerError(
+                f"cannot connect to broker {self._host}:{self._port}: {exc}"
+            ) from None
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self.stop()
+            raise BrokerError(f"broker {self._host}:{self._port} did not accept a subscription")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _demo_config(config_path: Path | None, broker_url: str, media: Path | None) -> Config:
+    config = load_config(config_path or demo_config_path())
+    mqtt_config = config.mqtt.model_copy(update={"url": broker_url})
+    cameras = config.cameras
+    if media is not None:
+        cameras = [cameras[0].model_copy(update={"source": str(media)}), *cameras[1:]]
+    return config.model_copy(update={"mqtt": mqtt_config, "cameras": cameras})
+
+
+def run_demo(
+    broker_url: str | None,
+    config_path: Path | None = None,
+    media: Path | None = None,
+    realtime: bool = False,
+    out: TextIO = sys.stdout,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Returns the process exit code."""
+    stop = stop or threading.Event()
+    broker: LocalBroker | None = None
+    if broker_url is None:
+        broker = LocalBroker().start()
+        broker_url = broker.url
+        log.info("no --broker given: started a private mosquitto on %s for this demo", broker_url)
+    try:
+        config = _demo_config(config_path, broker_url, media)
+        if realtime:
+            cameras = [c.model_copy(update={"replay": ReplayMode.REALTIME}) for c in config.cameras]
+            config = config.model_copy(update={"cameras": cameras})
+        # Start the media at a window boundary, so its windows match the media's timeline.
+        start = window_start(clock(), config.aggregation.window_s)
+        publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))
+        topics = publisher.topics
+        printer = MessagePrinter(config.mqtt.host, config.mqtt.port, topics, out)
+        printer.start()
+        try:
+            daemon = Daemon(config, publisher, replay_start=start, clock=clock)
+            publisher.start()
+            daemon.start_sources()
+            left = daemon.run(stop)
+            printer.stopped.wait(10.0)
+            time.sleep(0.2)  # let the last in-flight messages print
+        finally:
+            printer.stop()
+        windows = sum(1 for topic, _, _ in printer.messages if topic.endswith("/window"))
+        print(
+            f"demo finished: {daemon.windows_published} windows published, {windows} received "
+            f"by the subscriber on {broker_url}",
+            file=out,
+        )
+        return 0 if left == 0 else 1
+    finally:
+        if broker is not None:
+            broker.stop()
+            log.info("private mosquitto stopped")

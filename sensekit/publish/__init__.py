@@ -1,0 +1,1 @@
+"""Publishing aggregates. Publishers accept ZoneWindow and health values only, never frames."""

@@ -1,0 +1,98 @@
+"""The MQTT contract: topics and JSON payloads (schemas in sensekit/schemas/).
+
+Every payload names its schema and version, the site and device, and a UTC time, so a message
+read out of context (a log, a retained topic) still says what it is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sensekit import __version__
+from sensekit.types import ZoneWindow
+
+WINDOW_SCHEMA = "sensekit.window/1"
+STATUS_SCHEMA = "sensekit.status/1"
+STATS_SCHEMA = "sensekit.stats/1"
+
+STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
+
+
+def utc_iso(timestamp: float) -> str:
+    """ISO 8601 UTC with millisecond precision and a Z suffix."""
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _compact(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    site: str
+    device: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.site}/{self.device}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.base}/stats"
+
+    def window(self, zone: str) -> str:
+        return f"{self.base}/zones/{zone}/window"
+
+
+def window_id(window: ZoneWindow) -> str:
+    """Stable across restarts and replays: the same zone and time span always get the same id,
+    so a dashboard can drop a window delivered twice."""
+    span = round(window.window_end - window.window_start)
+    return f"{window.site}/{window.device}/{window.zone}/{_compact(window.window_start)}/{span}s"
+
+
+def window_payload(window: ZoneWindow, seq: int) -> dict[str, Any]:
+    return {
+        "schema": WINDOW_SCHEMA,
+        "site": window.site,
+        "device": window.device,
+        "zone": window.zone,
+        "camera": window.camera,
+        "window_id": window_id(window),
+        "seq": seq,
+        "window_start": utc_iso(window.window_start),
+        "window_end": utc_iso(window.window_end),
+        "complete": window.complete,
+        "frames": window.frames,
+        "people": window.people,
+        "k_threshold": window.k_threshold,
+        "suppressed": window.suppressed,
+        "expressions": window.expressions,
+        "unclassified": window.unclassified,
+        "mean_probabilities": window.mean_probabilities,
+        "version": __version__,
+    }
+
+
+def status_payload(site: str, device: str, state: str, timestamp: float) -> dict[str, Any]:
+    return {
+        "schema": STATUS_SCHEMA,
+        "site": site,
+        "device": device,
+        "state": state,
+        "timestamp": utc_iso(timestamp),
+        "version": __version__,
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=False).encode("utf-8")

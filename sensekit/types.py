@@ -1,0 +1,147 @@
+"""The frozen values that cross stage boundaries.
+
+Every stage talks to the next only through these, so that what can travel where is visible in
+one file. Images and probabilities are numpy arrays owned by the value: a stage that keeps one
+must not write into it.
+
+Geometry is normalised to the frame: x and y in [0, 1] from the top-left corner, so zones and
+boxes do not depend on the camera's resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+EXPRESSION_LABELS: tuple[str, ...] = (
+    "angry",
+    "disgust",
+    "fear",
+    "happy",
+    "sad",
+    "surprise",
+    "neutral",
+)
+
+
+class DetectorModel(StrEnum):
+    """Which BlazeFace: short range for faces near the camera, full range for up to ~5 m."""
+
+    SHORT_RANGE = "short_range"
+    FULL_RANGE = "full_range"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One decoded frame, copied out of the capture buffer.
+
+    `timestamp` is seconds since the Unix epoch, in the source's own time base: the capture time
+    for a live camera, the media time plus the replay's start for a file. Nothing downstream
+    reads the clock, so a replay and a live camera run the same code.
+    """
+
+    camera: str
+    index: int
+    timestamp: float
+    image: npt.NDArray[np.uint8] = field(repr=False)  # H x W x 3, BGR
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in normalised frame coordinates."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+
+    @property
+    def width(self) -> float:
+        return self.xmax - self.xmin
+
+    @property
+    def height(self) -> float:
+        return self.ymax - self.ymin
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.xmin + self.xmax) / 2.0, (self.ymin + self.ymax) / 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """A detected face: where it is, never who it is.
+
+    `keypoints` holds the detector's six points (right eye, left eye, nose tip, mouth centre,
+    right ear tragion, left ear tragion) as a 6 x 2 array of normalised (x, y).
+    """
+
+    box: Box
+    score: float
+    keypoints: npt.NDArray[np.float32] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionScores:
+    """Class probabilities for one face, in the order of `EXPRESSION_LABELS`."""
+
+    probabilities: npt.NDArray[np.float32] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return EXPRESSION_LABELS[int(np.argmax(self.probabilities))]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedFace:
+    """A face and its expression; `expression` is None when the face was too small to classify."""
+
+    face: Face
+    expression: ExpressionScores | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What the vision stage made of one frame. Holds no pixels."""
+
+    camera: str
+    timestamp: float
+    faces: tuple[ClassifiedFace, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneWindow:
+    """The aggregate of one zone over one window: the only thing a publisher accepts.
+
+    Counts are per person (track), not per frame. When fewer than `k_threshold` people were
+    seen, `expressions` and `mean_probabilities` are None: the breakdown is withheld.
+    """
+
+    site: str
+    device: str
+    zone: str
+    camera: str
+    window_start: float
+    window_end: float
+    complete: bool
+    frames: int
+    people: int
+    k_threshold: int
+    expressions: dict[str, int] | None
+    unclassified: int | None
+    mean_probabilities: dict[str, float] | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.expressions is None

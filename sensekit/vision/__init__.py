@@ -1,0 +1,1 @@
+"""Face detection and expression classification. Face crops never leave this package."""

@@ -1,0 +1,91 @@
+"""One camera's per-frame path: detect, classify all faces in one call, track, assign zones.
+
+Returns only observations (track, zone, probabilities): the frame and the crops end here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+
+from sensekit.aggregate import Observation
+from sensekit.tracker import Tracker
+from sensekit.types import ClassifiedFace, ExpressionScores, FrameResult, VideoFrame
+from sensekit.vision.detector import FaceDetector
+from sensekit.vision.expression import ExpressionClassifier
+from sensekit.zones import ZoneMap
+
+
+@dataclass(slots=True)
+class StageTimes:
+    """Moving averages (ms) of the two model stages, for the health topic and the benchmark."""
+
+    detector_ms: float = 0.0
+    expression_ms: float = 0.0
+    frames: int = 0
+
+    def add(self, detector_ms: float, expression_ms: float | None) -> None:
+        alpha = 0.05 if self.frames > 20 else 1.0 / (self.frames + 1)
+        self.detector_ms += alpha * (detector_ms - self.detector_ms)
+        if expression_ms is not None:
+            self.expression_ms += alpha * (expression_ms - self.expression_ms)
+        self.frames += 1
+
+
+class VisionPipeline:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        classifier: ExpressionClassifier,
+        tracker: Tracker,
+        zones: ZoneMap,
+        min_classify_px: int,
+    ) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.tracker = tracker
+        self.zones = zones
+        self.min_classify_px = min_classify_px
+        self.times = StageTimes()
+
+    def process(self, frame: VideoFrame) -> tuple[FrameResult, list[Observation]]:
+        t0 = time.perf_counter()
+        faces = self.detector.detect(frame.image)
+        t1 = time.perf_counter()
+        width, height = frame.width, frame.height
+        large = [
+            i
+            for i, face in enumerate(faces)
+            if min(face.box.width * width, face.box.height * height) >= self.min_classify_px
+        ]
+        scores: list[ExpressionScores | None] = [None] * len(faces)
+        expression_ms = None
+        if large:
+            grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+            batch = self.classifier.crops(grey, [faces[i] for i in large])
+            probabilities = self.classifier.classify_batch(batch)
+            for i, p in zip(large, probabilities, strict=True):
+                scores[i] = ExpressionScores(p)
+            expression_ms = (time.perf_counter() - t1) * 1000.0
+        self.times.add((t1 - t0) * 1000.0, expression_ms)
+        assignments = self.tracker.update(frame.timestamp, [face.box for face in faces])
+        zone_names = self.zones.assign([face.box for face in faces])
+        observations = [
+            Observation(
+                track_id=assignment.track_id,
+                confirmed=assignment.confirmed,
+                zone=zone,
+                probabilities=None if score is None else score.probabilities,
+            )
+            for assignment, zone, score in zip(assignments, zone_names, scores, strict=True)
+        ]
+        result = FrameResult(
+            camera=frame.camera,
+            timestamp=frame.timestamp,
+            faces=tuple(
+                ClassifiedFace(face, score) for face, score in zip(faces, scores, strict=True)
+            ),
+        )
+        return result, observations
