@@ -81,12 +81,10 @@ class WindowAggregator:
         start = window_start(timestamp, self.window_s)
         if self._start is not None and start > self._start:
             closed = self._close(self._start + self.window_s, complete=True)
+        # A frame that steps back in time (a clock change) never reopens a published window:
+        # it counts in the open one.
         if self._start is None or start > self._start:
             self._start = start
-        elif start < self._start:
-            # A source that steps back in time (a looping file, a clock change) must not
-            # reopen a published window: count it in the current one.
-            pass
         self._frames += 1
         for obs in observations:
             if obs.zone is None or obs.zone not in self._people:

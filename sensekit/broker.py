@@ -40,10 +40,10 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
 class LocalBroker:
     """mosquitto bound to 127.0.0.1 only, anonymous, no persistence; stopped by PID."""
 
-    def __init__(self, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(self, port: int | None = None, password_file: Path | None = None) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
-        self._extra = extra_config
+        self._password_file = password_file
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -63,9 +63,14 @@ class LocalBroker:
             )
         self._dir = tempfile.TemporaryDirectory(prefix="sensekit-broker-")
         config = Path(self._dir.name) / "mosquitto.conf"
+        access = (
+            f"allow_anonymous false\npassword_file {self._password_file}\n"
+            if self._password_file
+            else "allow_anonymous true\n"
+        )
         config.write_text(
-            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-            f"log_dest stderr\nlog_type error\n{self._extra}"
+            f"listener {self.port} {self.host}\n{access}persistence false\n"
+            "log_dest stderr\nlog_type error\n"
         )
         self._process = subprocess.Popen(
             [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -85,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from sensekit.demo import run_demo
 
-    setup_logging(args.log_level or "INFO")
+    setup_logging(args.log_level or "WARNING")
     stop = threading.Event()
     _stop_on_signals(stop)
     return run_demo(

@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def note(text: str) -> None:
+    """The demo's own narration, on stderr so stdout carries only the messages."""
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
 def bundled(relative: str) -> Path:
     """A file shipped with sensekit: inside the wheel, or in the checkout beside the package."""
     for base in (PACKAGE_DIR, PACKAGE_DIR.parent):
@@ -63,15 +68,15 @@ class MessagePrinter:
         client.subscribe(f"{self._topics.base}/#", qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        text = message.payload.decode("utf-8", errors="replace")
         try:
-            payload = json.loads(message.payload)
+            payload = json.loads(text)
         except ValueError:
-            payload = {"undecodable": message.payload.decode(errors="replace")}
+            payload = {}
         self.messages.append((message.topic, payload, bool(message.retain)))
         flags = f"qos={message.qos}{' retained' if message.retain else ''}"
-        print(f"{message.topic}  [{flags}]", file=self._out)
-        print("  " + json.dumps(payload, indent=None, separators=(", ", ": ")), file=self._out)
-        self._out.flush()
+        # The payload exactly as it arrived: these bytes are the contract.
+        print(f"{message.topic}  [{flags}]\n  {text}", file=self._out, flush=True)
         if message.topic == self._topics.status and payload.get("state") == STATUS_STOPPED:
             self.stopped.set()
 
@@ -116,7 +121,7 @@ def run_demo(
     if broker_url is None:
         broker = LocalBroker().start()
         broker_url = broker.url
-        log.info("no --broker given: started a private mosquitto on %s for this demo", broker_url)
+        note(f"no --broker given: started a private mosquitto on {broker_url} for this demo")
     try:
         config = _demo_config(config_path, broker_url, media)
         if realtime:
@@ -138,13 +143,12 @@ def run_demo(
         finally:
             printer.stop()
         windows = sum(1 for topic, _, _ in printer.messages if topic.endswith("/window"))
-        print(
+        note(
             f"demo finished: {daemon.windows_published} windows published, {windows} received "
-            f"by the subscriber on {broker_url}",
-            file=out,
+            f"by the subscriber on {broker_url}"
         )
         return 0 if left == 0 else 1
     finally:
         if broker is not None:
             broker.stop()
-            log.info("private mosquitto stopped")
+            note("private mosquitto stopped")

@@ -70,6 +70,7 @@ class MqttPublisher:
         self.reconnects = 0
         self._ever_connected = False
         self._seq = 0
+        self._closing = False
         self._pending: list[mqtt.MQTTMessageInfo] = []
         client_id = config.client_id or f"sensekit-{identity.site}-{identity.device}"
         self._client = mqtt.Client(
@@ -142,7 +143,7 @@ class MqttPublisher:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._closing:
             log.warning("lost the broker connection (%s); reconnecting in the background", reason)
         self._connected.clear()
 
@@ -227,5 +228,6 @@ class MqttPublisher:
         return left
 
     def close(self) -> None:
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()

@@ -1,0 +1,49 @@
+"""Shared fixtures: a real mosquitto per test on a free loopback port, and paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sensekit.broker import LocalBroker
+from tests.mqtt_client import Subscriber
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_VIDEO = ROOT / "media" / "demo" / "entrance.mp4"
+DEMO_TRUTH = ROOT / "media" / "demo" / "entrance.json"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+@pytest.fixture
+def broker() -> Iterator[LocalBroker]:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.fail("mosquitto is not installed: run the README's install command (.ci/run does)")
+    with LocalBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def subscriber(broker: LocalBroker) -> Iterator[Subscriber]:
+    sub = Subscriber(broker.host, broker.port)
+    yield sub
+    sub.close()
+
+
+def password_broker(tmp_path: Path, user: str, password: str) -> LocalBroker:
+    """A mosquitto that only accepts `user`/`password`."""
+    password_file = tmp_path / "passwd"
+    password_file.write_text("")
+    subprocess.run(
+        ["mosquitto_passwd", "-b", str(password_file), user, password],
+        check=True,
+        capture_output=True,
+    )
+    password_file.chmod(0o644)
+    return LocalBroker(password_file=password_file)

@@ -1,0 +1,83 @@
+"""A test subscriber: collects every message on a broker, validates it against its schema."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+SCHEMAS = {
+    name: json.loads(resources.files("sensekit.schemas").joinpath(f"{name}.schema.json").read_text())
+    for name in ("window", "status", "stats")
+}
+
+
+def schema_for(topic: str) -> dict[str, Any]:
+    if topic.endswith("/window"):
+        return SCHEMAS["window"]
+    if topic.endswith("/status"):
+        return SCHEMAS["status"]
+    if topic.endswith("/stats"):
+        return SCHEMAS["stats"]
+    raise AssertionError(f"message on an unexpected topic: {topic}")
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: dict[str, Any]
+    retain: bool
+    qos: int
+
+
+class Subscriber:
+    def __init__(self, host: str, port: int, topic: str = "#") -> None:
+        self.messages: list[Received] = []
+        self._lock = threading.Condition()
+        self._ready = threading.Event()
+        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self._client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *a: self._ready.set()
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.loop_start()
+        assert self._ready.wait(5), "subscription not acknowledged"
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        payload = json.loads(message.payload) if message.payload else {}
+        if payload:
+            jsonschema.validate(payload, schema_for(message.topic))
+        with self._lock:
+            self.messages.append(Received(message.topic, payload, bool(message.retain), message.qos))
+            self._lock.notify_all()
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0) -> Received:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no matching message within {timeout} s; got {[m.topic for m in self.messages]}"
+                    )
+                self._lock.wait(remaining)
+
+    def windows(self) -> list[dict[str, Any]]:
+        return [m.payload for m in self.messages if m.topic.endswith("/window")]
+
+    def states(self) -> list[str]:
+        return [m.payload["state"] for m in self.messages if m.topic.endswith("/status") and m.payload]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,135 @@
+"""Config validation: every problem named with file, line and key; paths resolved."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sensekit.config import load_config, parse_config
+from sensekit.errors import ConfigError
+from sensekit.types import DetectorModel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+site: shop-1
+device: kiosk-1
+cameras:
+  - name: front
+    source: 0
+    detector:
+      model: full_range
+    zones:
+      - name: queue
+        polygon: [[0, 0], [1, 0], [1, 1]]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg.yaml")
+    return info.value.problems
+
+
+def test_a_valid_config_loads_with_defaults() -> None:
+    config = parse_config(GOOD)
+    assert config.cameras[0].detector.model is DetectorModel.FULL_RANGE
+    assert config.aggregation.k_threshold == 5 and config.aggregation.window_s == 60
+    assert config.mqtt.port == 1883 and not config.mqtt.use_tls
+
+
+def test_unknown_keys_are_errors_with_their_line() -> None:
+    text = GOOD + "aggregation:\n  window_s: 30\n  k_treshold: 5\n"
+    assert problems(text) == [
+        "cfg.yaml:13: aggregation.k_treshold: unknown key (check the spelling; see configs/ for the valid keys)"
+    ]
+
+
+def test_nested_list_errors_point_at_the_item() -> None:
+    text = GOOD.replace("[[0, 0], [1, 0], [1, 1]]", "[[0, 0], [1.5, 0], [1, 1]]")
+    (problem,) = problems(text)
+    assert problem.startswith("cfg.yaml:10: cameras.0.zones.0.polygon.1.0: ")
+    assert "less than or equal to 1" in problem
+
+
+def test_all_problems_are_reported_in_line_order() -> None:
+    text = GOOD.replace("model: full_range", "model: medium_range").replace(
+        "name: queue", "name: 'queue/1'"
+    )
+    found = problems(text)
+    assert [p.split(":")[1] for p in found] == ["7", "9"]
+    assert "cameras.0.detector.model" in found[0] and "cameras.0.zones.0.name" in found[1]
+
+
+def test_missing_required_keys_and_wrong_types() -> None:
+    found = problems("device: d\ncameras: []\nmqtt:\n  keepalive_s: soon\n")
+    text = "\n".join(found)
+    assert "cfg.yaml:1: site: Field required" in text
+    assert "cfg.yaml:2: cameras: List should have at least 1 item" in text
+    assert "cfg.yaml:4: mqtt.keepalive_s:" in text
+
+
+def test_yaml_syntax_errors_and_duplicate_keys_give_a_line() -> None:
+    assert problems("site: a\ncameras: [\n")[0].startswith("cfg.yaml:3: (yaml):")
+    assert problems("site: a\nsite: b\ncameras: [{}]\n") == ["cfg.yaml:2: (yaml): duplicate key 'site'"]
+    assert problems("") == ["cfg.yaml:1: (top level): the file is empty"]
+    assert problems("- a\n- b\n") == ["cfg.yaml:1: (top level): must be a mapping of keys to values"]
+
+
+def test_bad_broker_url_and_k_below_the_allowed_minimum() -> None:
+    text = GOOD + "mqtt:\n  url: http://broker\naggregation:\n  k_threshold: 2\n"
+    found = problems(text)
+    assert any(p.startswith("cfg.yaml:12: mqtt.url: must look like mqtt://") for p in found)
+    assert any(p.startswith("cfg.yaml:14: aggregation.k_threshold:") for p in found)
+
+
+def test_duplicate_zone_names_are_refused() -> None:
+    text = GOOD + "  - name: back\n    source: 1\n    zones:\n      - name: queue\n        polygon: [[0,0],[1,0],[1,1]]\n"
+    assert "zone names must be unique" in problems(text)[0]
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "cfg.yaml").write_text(
+        "site: s\ncameras:\n  - source: clips/door.mp4\n  - name: live\n    source: /dev/video0\n"
+        "mqtt:\n  username: u\n  password_file: secret\n"
+    )
+    config = load_config(folder / "cfg.yaml")
+    assert config.cameras[0].source == str(folder.resolve() / "clips/door.mp4")
+    assert config.cameras[1].source == "/dev/video0"
+    assert config.mqtt.password_file == folder.resolve() / "secret"
+
+
+def test_the_shipped_example_configs_are_valid() -> None:
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        load_config(path)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sensekit", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_config_exit_codes_and_output(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    result = run_cli("check-config", str(good))
+    assert result.returncode == 0 and "valid" in result.stdout
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD + "stats:\n  interval_s: 0\n  colour: blue\n")
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        f"{bad}:12: stats.interval_s: Input should be greater than or equal to 1",
+        f"{bad}:13: stats.colour: unknown key (check the spelling; see configs/ for the valid keys)",
+    ]
+    assert "Traceback" not in result.stderr
+
+    missing = run_cli("check-config", str(tmp_path / "absent.yaml"))
+    assert missing.returncode == 2 and "no such file" in missing.stdout
