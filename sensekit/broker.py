@@ -63,11 +63,15 @@ class LocalBroker:
             )
         self._dir = tempfile.TemporaryDirectory(prefix="sensekit-broker-")
         config = Path(self._dir.name) / "mosquitto.conf"
-        access = (
-            f"allow_anonymous false\npassword_file {self._password_file}\n"
-            if self._password_file
-            else "allow_anonymous true\n"
-        )
+        access = "allow_anonymous true\n"
+        if self._password_file is not None:
+            # mosquitto started as root reads this after dropping to its own user: keep a
+            # readable copy beside the config.
+            readable = Path(self._dir.name) / "passwd"
+            shutil.copyfile(self._password_file, readable)
+            readable.chmod(0o644)
+            Path(self._dir.name).chmod(0o755)
+            access = f"allow_anonymous false\npassword_file {readable}\n"
         config.write_text(
             f"listener {self.port} {self.host}\n{access}persistence false\n"
             "log_dest stderr\nlog_type error\n"

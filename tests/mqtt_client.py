@@ -14,7 +14,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 SCHEMAS = {
-    name: json.loads(resources.files("sensekit.schemas").joinpath(f"{name}.schema.json").read_text())
+    name: json.loads(
+        resources.files("sensekit.schemas").joinpath(f"{name}.schema.json").read_text()
+    )
     for name in ("window", "status", "stats")
 }
 
@@ -55,7 +57,9 @@ class Subscriber:
         if payload:
             jsonschema.validate(payload, schema_for(message.topic))
         with self._lock:
-            self.messages.append(Received(message.topic, payload, bool(message.retain), message.qos))
+            self.messages.append(
+                Received(message.topic, payload, bool(message.retain), message.qos)
+            )
             self._lock.notify_all()
 
     def wait_for(self, predicate: Any, timeout: float = 20.0) -> Received:
@@ -76,7 +80,9 @@ class Subscriber:
         return [m.payload for m in self.messages if m.topic.endswith("/window")]
 
     def states(self) -> list[str]:
-        return [m.payload["state"] for m in self.messages if m.topic.endswith("/status") and m.payload]
+        return [
+            m.payload["state"] for m in self.messages if m.topic.endswith("/status") and m.payload
+        ]
 
     def close(self) -> None:
         self._client.disconnect()

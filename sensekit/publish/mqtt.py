@@ -126,8 +126,8 @@ class MqttPublisher:
             if text in _FATAL_CONNACK:
                 self._fatal = (
                     f"broker {self.config.host}:{self.config.port} refused the connection: {text}"
+                    " (check mqtt.username, mqtt.password_file and the broker's ACL)"
                 )
-                log.error("%s; check mqtt.username and mqtt.password_file", self._fatal)
             else:
                 log.warning("broker refused the connection: %s; retrying", text)
             self._first_result.set()

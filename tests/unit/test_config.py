@@ -74,9 +74,13 @@ def test_missing_required_keys_and_wrong_types() -> None:
 
 def test_yaml_syntax_errors_and_duplicate_keys_give_a_line() -> None:
     assert problems("site: a\ncameras: [\n")[0].startswith("cfg.yaml:3: (yaml):")
-    assert problems("site: a\nsite: b\ncameras: [{}]\n") == ["cfg.yaml:2: (yaml): duplicate key 'site'"]
+    assert problems("site: a\nsite: b\ncameras: [{}]\n") == [
+        "cfg.yaml:2: (yaml): duplicate key 'site'"
+    ]
     assert problems("") == ["cfg.yaml:1: (top level): the file is empty"]
-    assert problems("- a\n- b\n") == ["cfg.yaml:1: (top level): must be a mapping of keys to values"]
+    assert problems("- a\n- b\n") == [
+        "cfg.yaml:1: (top level): must be a mapping of keys to values"
+    ]
 
 
 def test_bad_broker_url_and_k_below_the_allowed_minimum() -> None:
@@ -87,7 +91,10 @@ def test_bad_broker_url_and_k_below_the_allowed_minimum() -> None:
 
 
 def test_duplicate_zone_names_are_refused() -> None:
-    text = GOOD + "  - name: back\n    source: 1\n    zones:\n      - name: queue\n        polygon: [[0,0],[1,0],[1,1]]\n"
+    text = (
+        GOOD
+        + "  - name: back\n    source: 1\n    zones:\n      - name: queue\n        polygon: [[0,0],[1,0],[1,1]]\n"
+    )
     assert "zone names must be unique" in problems(text)[0]
 
 

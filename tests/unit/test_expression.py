@@ -13,7 +13,12 @@ from sensekit.errors import ModelError
 from sensekit.runtime import TFLiteModel, models_dir
 from sensekit.types import EXPRESSION_LABELS
 from sensekit.vision.detector import DetectorOptions, FaceDetector
-from sensekit.vision.expression import MODEL_FILE, ExpressionClassifier, ExpressionOptions, int8_lookup
+from sensekit.vision.expression import (
+    MODEL_FILE,
+    ExpressionClassifier,
+    ExpressionOptions,
+    int8_lookup,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything sensekit needs, tests included, on Debian 12 / Raspberry Pi OS (Bookworm):
+# Debian packages (apt-get), then a virtual environment in .venv with sensekit and its
+# dependencies from PyPI. Safe to run again (it updates what is there).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+# mosquitto: the broker the demo and the tests start privately on a loopback port.
+# libportaudio2: microphone access (sounddevice). ffmpeg: only to rebuild the demo media.
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+  python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2
+
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"sensekit needs Python 3.11 or newer, found {sys.version.split()[0]}")
+PY
+if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/sensekit --version
+echo "installed: run the tests with  .venv/bin/python -m pytest  and the demo with  .venv/bin/sensekit demo"
