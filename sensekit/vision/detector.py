@@ -160,6 +160,11 @@ class FaceDetector:
     def input_size(self) -> int:
         return self.spec.input_size
 
+    @property
+    def model(self) -> TFLiteModel:
+        """The interpreter, for measuring the bare invoke against the whole stage."""
+        return self._model
+
     def infer_raw(
         self, image: npt.NDArray[np.uint8]
     ) -> tuple[Letterbox, npt.NDArray[np.float32], npt.NDArray[np.float32]]:

@@ -73,6 +73,11 @@ class ExpressionClassifier:
         self._lookup = int8_lookup(spec.quantization.scale, spec.quantization.zero_point)
         self._out_quant = output.quantization
 
+    @property
+    def model(self) -> TFLiteModel:
+        """The interpreter, for measuring the bare invoke against the whole stage."""
+        return self._model
+
     def crops(self, grey: npt.NDArray[np.uint8], faces: Sequence[Face]) -> npt.NDArray[np.int8]:
         """N x S x S x 1 int8 model input for the faces of one grey frame."""
         height, width = grey.shape[:2]

@@ -98,7 +98,7 @@ def test_empty_batch_costs_no_call(classifier: ExpressionClassifier) -> None:
 
 
 def test_a_float_model_is_refused_as_expression_model() -> None:
-    with pytest.raises(ModelError, match="int8|N x S x S x 1"):
+    with pytest.raises(ModelError, match=r"int8|N x S x S x 1"):
         ExpressionClassifier(
             ExpressionOptions(model_path=models_dir() / "face_detection_short_range.tflite")
         )

@@ -1,0 +1,151 @@
+"""The bundled demo video through the whole pipeline to a real mosquitto.
+
+The video's ground truth (media/demo/entrance.json) says how many people are in each zone in
+each 20 s window; the windows a subscriber receives must say the same.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from sensekit.app import Daemon
+from sensekit.broker import LocalBroker
+from sensekit.config import load_config
+from sensekit.demo import demo_config_path
+from sensekit.publish.mqtt import Identity, MqttPublisher
+from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
+from tests.mqtt_client import Subscriber
+
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a window boundary for 20 s windows
+
+
+def iso(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(START + seconds, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict:
+    assert DEMO_VIDEO.is_file() and DEMO_TRUTH.is_file(), "the demo media is part of the repo"
+    return json.loads(DEMO_TRUTH.read_text())
+
+
+def run_pipeline(broker: LocalBroker) -> Daemon:
+    config = load_config(demo_config_path())
+    config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"url": broker.url})})
+    publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))
+    daemon = Daemon(config, publisher, replay_start=START)
+    publisher.start()
+    daemon.start_sources()
+    assert daemon.run(threading.Event()) == 0  # every window acknowledged
+    return daemon
+
+
+def test_people_per_zone_and_window_match_the_known_content(
+    broker: LocalBroker, subscriber: Subscriber, truth: dict
+) -> None:
+    daemon = run_pipeline(broker)
+    subscriber.wait_for(
+        lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
+    )
+    received = {(w["zone"], w["window_start"]): w for w in subscriber.windows()}
+    expected = {(e["zone"], iso(e["start_s"])): e for e in truth["expected_windows"]}
+    assert set(received) == set(expected)
+    for key, exp in expected.items():
+        window = received[key]
+        assert window["people"] == exp["people"], (key, window, exp)
+        assert window["window_end"] == iso(exp["end_s"])
+        assert window["complete"] is True
+        assert window["suppressed"] == (exp["people"] < 5)
+        if not window["suppressed"]:
+            classified = sum(window["expressions"].values())
+            assert classified + window["unclassified"] == window["people"]
+    assert daemon.windows_published == len(expected)
+    # Some windows show a breakdown and some are withheld: the demo shows both.
+    assert {w["suppressed"] for w in received.values()} == {True, False}
+
+
+def test_the_message_contract(broker: LocalBroker, subscriber: Subscriber, truth: dict) -> None:
+    run_pipeline(broker)
+    subscriber.wait_for(
+        lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
+    )
+    base = "sensekit/demo-store/demo-entrance"
+    topics = {m.topic for m in subscriber.messages}
+    assert topics >= {
+        f"{base}/status",
+        f"{base}/zones/outside/window",
+        f"{base}/zones/inside/window",
+    }
+    assert subscriber.states() == ["online", "stopped"]
+    assert all(m.qos == 1 for m in subscriber.messages if not m.topic.endswith("/stats"))
+    windows = subscriber.windows()
+    assert [w["seq"] for w in windows] == list(range(1, len(windows) + 1))
+    ids = [w["window_id"] for w in windows]
+    assert len(set(ids)) == len(ids)
+    assert ids[0] == "demo-store/demo-entrance/outside/20260101T000000Z/20s"
+    # Retained: a dashboard connecting afterwards gets the last window of each zone at once.
+    late = Subscriber(broker.host, broker.port, f"{base}/zones/+/window")
+    try:
+        outside = late.wait_for(lambda m: m.topic.endswith("outside/window"), timeout=5)
+        assert outside.retain and outside.payload["window_start"] == iso(40)
+    finally:
+        late.close()
+
+
+def test_the_same_replay_gives_the_same_windows(
+    broker: LocalBroker, subscriber: Subscriber
+) -> None:
+    """Timestamps come from the media, not the clock: two runs publish identical windows."""
+    run_pipeline(broker)
+    run_pipeline(broker)
+    windows = subscriber.windows()
+    half = len(windows) // 2
+    strip = lambda w: {k: v for k, v in w.items() if k != "seq"}  # noqa: E731
+    assert [strip(w) for w in windows[:half]] == [strip(w) for w in windows[half:]]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sensekit_demo_needs_no_camera_and_no_broker() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sensekit", "demo"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "started a private mosquitto on mqtt://127.0.0.1:" in result.stderr
+    port = int(result.stderr.split("mqtt://127.0.0.1:")[1].split()[0])
+    assert not port_open(port), "the private broker must be stopped after the demo"
+    lines = result.stdout.splitlines()
+    window_topics = [line for line in lines if "/zones/" in line and line.endswith("[qos=1]")]
+    assert len(window_topics) == 6
+    payloads = [json.loads(line) for line in lines if line.startswith("  {")]
+    assert payloads[0]["state"] == "online" and payloads[-1]["state"] == "stopped"
+    assert "Traceback" not in result.stderr
+
+
+def test_sensekit_demo_with_a_given_broker(broker: LocalBroker, subscriber: Subscriber) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sensekit", "demo", "--broker", broker.url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "private mosquitto" not in result.stderr
+    subscriber.wait_for(
+        lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
+    )
+    assert len(subscriber.windows()) == 6
