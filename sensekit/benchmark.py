@@ -42,32 +42,76 @@ from sensekit.zones import ZoneMap
 RECALL_IOU = 0.4
 
 
+KEEP_FRAMES = 30  # frames kept in memory per face count, for the speed runs
+
+
+@dataclass(slots=True)
+class RecallCount:
+    found: int = 0
+    total: int = 0
+    small_found: int = 0
+    small_total: int = 0
+
+
 @dataclass(frozen=True, slots=True)
-class DemoMedia:
-    frames: list[np.ndarray]
-    truth: list[list[dict[str, Any]]]
-    fps: float
+class DemoScan:
+    """One streamed pass over the demo video: decode time, recall, and a few sample frames."""
+
     decode_ms: float
+    fps: float
+    recall: dict[DetectorModel, RecallCount]
+    samples: dict[int, list[np.ndarray]]  # face count -> frames with that many faces in view
 
 
-def load_demo_media() -> DemoMedia:
-    """Decode the whole demo video once (timing the decode) and read its ground truth."""
+def scan_demo_media(detectors: dict[DetectorModel, FaceDetector]) -> DemoScan:
+    """Decode the demo video once, frame by frame (never the whole video in memory)."""
     video = bundled("media/demo/entrance.mp4")
     truth_path = bundled("media/demo/entrance.json")
     if not video.is_file() or not truth_path.is_file():
         raise SourceError(f"demo media missing: {video} / {truth_path}")
     truth = json.loads(truth_path.read_text())
     capture = cv2.VideoCapture(str(video))
-    frames: list[np.ndarray] = []
-    started = time.perf_counter()
-    while True:
+    counts = {variant: RecallCount() for variant in detectors}
+    samples: dict[int, list[np.ndarray]] = {1: [], 4: []}
+    decode_s = 0.0
+    decoded = 0
+    for faces in truth["frames_gt"]:
+        started = time.perf_counter()
         ok, frame = capture.read()
+        decode_s += time.perf_counter() - started
         if not ok:
             break
-        frames.append(frame)
-    decode_ms = (time.perf_counter() - started) * 1000.0 / max(len(frames), 1)
+        decoded += 1
+        visible = [f for f in faces if f["full"]]
+        if len(visible) == len(faces) and len(faces) in samples:
+            kept = samples[len(faces)]
+            if len(kept) < KEEP_FRAMES:
+                kept.append(frame)
+        if visible:
+            for variant, detector in detectors.items():
+                _count_recall(detector, frame, visible, counts[variant])
     capture.release()
-    return DemoMedia(frames, truth["frames_gt"], float(truth["fps"]), decode_ms)
+    return DemoScan(decode_s * 1000.0 / max(decoded, 1), float(truth["fps"]), counts, samples)
+
+
+def _count_recall(
+    detector: FaceDetector, frame: np.ndarray, visible: list[dict[str, Any]], count: RecallCount
+) -> None:
+    height, width = frame.shape[:2]
+    scale = np.array([width, height, width, height], np.float32)
+    truth_boxes = np.array([f["box"] for f in visible], np.float32) / scale
+    hits = np.zeros(len(visible), bool)
+    detections = detector.detect(frame)
+    if detections:
+        boxes = np.array(
+            [(d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax) for d in detections], np.float32
+        )
+        hits = (iou_matrix(truth_boxes, boxes) >= RECALL_IOU).any(axis=1)
+    small = (truth_boxes[:, 3] - truth_boxes[:, 1]) * height < 100
+    count.found += int(hits.sum())
+    count.total += len(visible)
+    count.small_found += int(hits[small].sum())
+    count.small_total += int(small.sum())
 
 
 def _median_ms(function: Callable[[], object], repeats: int) -> float:
@@ -81,59 +125,28 @@ def _median_ms(function: Callable[[], object], repeats: int) -> float:
     return statistics.median(samples) * 1000.0
 
 
-def recall(detector: FaceDetector, media: DemoMedia) -> tuple[float, float, int]:
-    """Recall over fully visible faces, overall and for face boxes under 100 px tall."""
-    found = total = small_found = small_total = 0
-    height, width = media.frames[0].shape[:2]
-    for frame, faces in zip(media.frames, media.truth, strict=False):
-        visible = [f for f in faces if f["full"]]
-        if not visible:
-            continue
-        detections = detector.detect(frame)
-        truth_boxes = np.array([f["box"] for f in visible], np.float32) / [
-            width,
-            height,
-            width,
-            height,
-        ]
-        hits = np.zeros(len(visible), bool)
-        if detections:
-            boxes = np.array(
-                [(d.box.xmin, d.box.ymin, d.box.xmax, d.box.ymax) for d in detections], np.float32
-            )
-            hits = (iou_matrix(truth_boxes.astype(np.float32), boxes) >= RECALL_IOU).any(axis=1)
-        small = (truth_boxes[:, 3] - truth_boxes[:, 1]) * height < 100
-        found += int(hits.sum())
-        total += len(visible)
-        small_found += int(hits[small].sum())
-        small_total += int(small.sum())
-    return found / max(total, 1), small_found / max(small_total, 1), total
-
-
-def frames_with(media: DemoMedia, count: int) -> list[int]:
-    return [
-        i
-        for i, faces in enumerate(media.truth)
-        if len(faces) == count and all(f["full"] for f in faces)
-    ]
-
-
 def measure_variant(
-    variant: DetectorModel, media: DemoMedia, classifier: ExpressionClassifier, repeats: int
+    variant: DetectorModel,
+    detector: FaceDetector,
+    scan: DemoScan,
+    classifier: ExpressionClassifier,
+    repeats: int,
 ) -> dict[str, Any]:
-    detector = FaceDetector(DetectorOptions(model=variant, num_threads=1))
-    result: dict[str, Any] = {"variant": variant.value}
-    overall, small, total = recall(detector, media)
-    result.update(recall=round(overall, 4), recall_small_faces=round(small, 4), faces=total)
+    count = scan.recall[variant]
+    result: dict[str, Any] = {
+        "variant": variant.value,
+        "recall": round(count.found / max(count.total, 1), 4),
+        "recall_small_faces": round(count.small_found / max(count.small_total, 1), 4),
+        "faces": count.total,
+        "small_faces": count.small_total,
+    }
     bare_detector = _median_ms(detector.model.invoke, repeats)
     result["bare_detector_ms"] = round(bare_detector, 3)
-    for count in (1, 4):
-        indices = frames_with(media, count)
-        if not indices:
-            continue
-        result[f"faces_{count}"] = _measure_path(
-            detector, classifier, media, indices, count, repeats, bare_detector
-        )
+    for faces, frames in scan.samples.items():
+        if frames:
+            result[f"faces_{faces}"] = _measure_path(
+                detector, classifier, frames, scan, repeats, bare_detector
+            )
     if "faces_1" in result and "faces_4" in result:
         extra = (result["faces_4"]["full_ms"] - result["faces_1"]["full_ms"]) / 3.0
         result["marginal_face_ms"] = round(extra, 3)
@@ -143,9 +156,8 @@ def measure_variant(
 def _measure_path(
     detector: FaceDetector,
     classifier: ExpressionClassifier,
-    media: DemoMedia,
-    indices: list[int],
-    count: int,
+    frames: list[np.ndarray],
+    scan: DemoScan,
     repeats: int,
     bare_detector_ms: float,
 ) -> dict[str, Any]:
@@ -153,31 +165,29 @@ def _measure_path(
     pipeline = VisionPipeline(detector, classifier, Tracker(), ZoneMap.from_config(camera), 0)
     aggregator = WindowAggregator("bench", "bench", "bench", ["bench"], 60, 5)
     # Bare classifier time for this many faces: one call on an int8 batch already made.
-    grey = cv2.cvtColor(media.frames[indices[0]], cv2.COLOR_BGR2GRAY)
-    faces = detector.detect(media.frames[indices[0]])
-    batch = classifier.crops(grey, faces)
+    faces = detector.detect(frames[0])
+    batch = classifier.crops(frames[0], faces)
     classifier.model.set_batch_size(max(len(batch), 1))
     bare_classifier = _median_ms(classifier.model.invoke, repeats) if len(batch) else 0.0
     timestamp = 0.0
     samples = []
     for step in range(repeats + 10):
-        index = indices[step % len(indices)]
-        frame = VideoFrame("bench", step, timestamp, media.frames[index])
-        timestamp += 1.0 / media.fps
+        frame = VideoFrame("bench", step, timestamp, frames[step % len(frames)])
+        timestamp += 1.0 / scan.fps
         started = time.perf_counter()
         _, observations = pipeline.process(frame)
         aggregator.add_frame(frame.timestamp, observations)
         elapsed = time.perf_counter() - started
         if step >= 10:
             samples.append(elapsed)
-    full_ms = statistics.median(samples) * 1000.0 + media.decode_ms
-    bare_ms = media.decode_ms + bare_detector_ms + bare_classifier
+    full_ms = statistics.median(samples) * 1000.0 + scan.decode_ms
+    bare_ms = scan.decode_ms + bare_detector_ms + bare_classifier
     return {
-        "frames": len(indices),
+        "frames": len(frames),
         "detected_faces": len(faces),
         "full_ms": round(full_ms, 3),
         "fps": round(1000.0 / full_ms, 1),
-        "decode_ms": round(media.decode_ms, 3),
+        "decode_ms": round(scan.decode_ms, 3),
         "bare_classifier_ms": round(bare_classifier, 3),
         "efficiency": round(bare_ms / full_ms, 3),
     }
@@ -199,12 +209,16 @@ def batching(classifier: ExpressionClassifier, repeats: int) -> dict[str, float]
 
 
 def run_benchmark(frames: int = 300, output: Path | None = None) -> int:
-    media = load_demo_media()
+    detectors = {
+        variant: FaceDetector(DetectorOptions(model=variant, num_threads=1))
+        for variant in (DetectorModel.SHORT_RANGE, DetectorModel.FULL_RANGE)
+    }
     classifier = ExpressionClassifier()
+    scan = scan_demo_media(detectors)
     batch = batching(classifier, frames)
-    results: dict[str, Any] = {"decode_ms": round(media.decode_ms, 3), **batch, "variants": []}
-    for variant in (DetectorModel.SHORT_RANGE, DetectorModel.FULL_RANGE):
-        measured = measure_variant(variant, media, classifier, frames)
+    results: dict[str, Any] = {"decode_ms": round(scan.decode_ms, 3), **batch, "variants": []}
+    for variant, detector in detectors.items():
+        measured = measure_variant(variant, detector, scan, classifier, frames)
         if "marginal_face_ms" in measured:
             measured["marginal_face_vs_bare_classifier"] = round(
                 measured["marginal_face_ms"] / batch["bare_classifier_1_ms"], 2

@@ -55,7 +55,9 @@ def letterbox_into(
     height, width = image.shape[:2]
     factor = size / max(height, width)
     new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    # Bilinear, like MediaPipe's own CPU image-to-tensor warp: ten times cheaper than
+    # INTER_AREA at 640x480 -> 128x96, with the same recall on the demo video.
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
     left, top = (size - new_w) // 2, (size - new_h) // 2
     out.fill(-1.0)  # black padding, as MediaPipe's letterbox

@@ -1,6 +1,6 @@
 """Facial expression from face crops: all faces of a frame in one int8 interpreter call.
 
-Crops are cut straight from the grey frame with one affine warp per face that levels the eyes,
+Crops are cut straight from the frame with one affine warp per face that levels the eyes,
 centres the face and scales it to the model's 64 x 64 input; a 256-entry lookup table then turns
 grey levels into the model's int8 input, with no float image in between.
 """
@@ -78,19 +78,25 @@ class ExpressionClassifier:
         """The interpreter, for measuring the bare invoke against the whole stage."""
         return self._model
 
-    def crops(self, grey: npt.NDArray[np.uint8], faces: Sequence[Face]) -> npt.NDArray[np.int8]:
-        """N x S x S x 1 int8 model input for the faces of one grey frame."""
-        height, width = grey.shape[:2]
+    def crops(self, image: npt.NDArray[np.uint8], faces: Sequence[Face]) -> npt.NDArray[np.int8]:
+        """N x S x S x 1 int8 model input for the faces of one BGR (or grey) frame.
+
+        Each face is warped out of the colour frame first and only the small crop is turned
+        grey: converting the whole frame would cost more than all the crops together.
+        """
+        height, width = image.shape[:2]
         batch = np.empty((len(faces), self.size, self.size, 1), dtype=np.int8)
         for i, face in enumerate(faces):
             matrix = crop_transform(face, width, height, self.size, self.options.crop_scale)
             crop = cv2.warpAffine(
-                grey,
+                image,
                 matrix,
                 (self.size, self.size),
                 flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REPLICATE,
             )
+            if crop.ndim == 3:
+                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
             batch[i, :, :, 0] = self._lookup[crop]
         return batch
 
@@ -116,6 +122,5 @@ class ExpressionClassifier:
     ) -> list[ExpressionScores]:
         if not faces:
             return []
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        probabilities = self.classify_batch(self.crops(grey, faces))
+        probabilities = self.classify_batch(self.crops(image, faces))
         return [ExpressionScores(p) for p in probabilities]

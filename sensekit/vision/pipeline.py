@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
-
 from sensekit.aggregate import Observation
 from sensekit.tracker import Tracker
 from sensekit.types import ClassifiedFace, ExpressionScores, FrameResult, VideoFrame
@@ -63,8 +61,7 @@ class VisionPipeline:
         scores: list[ExpressionScores | None] = [None] * len(faces)
         expression_ms = None
         if large:
-            grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-            batch = self.classifier.crops(grey, [faces[i] for i in large])
+            batch = self.classifier.crops(frame.image, [faces[i] for i in large])
             probabilities = self.classifier.classify_batch(batch)
             for i, p in zip(large, probabilities, strict=True):
                 scores[i] = ExpressionScores(p)

@@ -109,7 +109,10 @@ def test_the_same_replay_gives_the_same_windows(
     """Timestamps come from the media, not the clock: two runs publish identical windows."""
     run_pipeline(broker)
     run_pipeline(broker)
+    # Delivery to the subscriber is asynchronous: wait for the second run's `stopped`.
+    subscriber.wait_for(lambda m: subscriber.states().count("stopped") == 2)
     windows = subscriber.windows()
+    assert len(windows) == 12
     half = len(windows) // 2
     strip = lambda w: {k: v for k, v in w.items() if k != "seq"}  # noqa: E731
     assert [strip(w) for w in windows[:half]] == [strip(w) for w in windows[half:]]
