@@ -42,7 +42,7 @@ from sensekit.zones import ZoneMap
 RECALL_IOU = 0.4
 
 
-KEEP_FRAMES = 30  # frames kept in memory per face count, for the speed runs
+KEEP_FRAMES = 8  # frames kept in memory per face count, for the speed runs
 
 
 @dataclass(slots=True)

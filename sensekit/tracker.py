@@ -4,27 +4,34 @@ A track is a box that moves: each new face joins the live track whose predicted 
 most (or, for fast motion, whose predicted centre is within half a face width and whose size is
 similar). Track ids are process-local counters that are never published or stored; a track not
 seen for `max_gap_s` is forgotten, so a person who leaves and comes back counts again.
+
+A frame holds a handful of faces, so this is plain Python over tuples: for so few pairs it is
+several times faster than building numpy arrays each frame.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
 from sensekit.types import Box
-from sensekit.vision.detector import iou_matrix
+
+Corners = tuple[float, float, float, float]
 
 
 @dataclass(slots=True)
 class _Track:
     track_id: int
-    box: npt.NDArray[np.float32]  # xyxy, normalised
-    velocity: npt.NDArray[np.float32]  # per second, of the xyxy corners
+    box: Corners  # xmin, ymin, xmax, ymax, normalised
+    velocity: Corners  # per second, of each corner coordinate
     last_seen: float
     hits: int
+
+    def predicted(self, timestamp: float) -> Corners:
+        dt = timestamp - self.last_seen
+        b, v = self.box, self.velocity
+        return (b[0] + v[0] * dt, b[1] + v[1] * dt, b[2] + v[2] * dt, b[3] + v[3] * dt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,16 @@ class TrackAssignment:
 
     track_id: int
     confirmed: bool
+
+
+def _iou(a: Corners, b: Corners) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 class Tracker:
@@ -49,60 +66,58 @@ class Tracker:
     def live_tracks(self) -> int:
         return len(self._tracks)
 
+    def affinity(self, predicted: Corners, detection: Corners) -> float:
+        """IoU where boxes overlap enough; otherwise a small positive score for a near centre
+        of similar size (a face that moved more than its overlap allows); else zero."""
+        iou = _iou(predicted, detection)
+        if iou >= self.iou_threshold:
+            return iou
+        size_p = max(predicted[2] - predicted[0], predicted[3] - predicted[1])
+        size_d = max(detection[2] - detection[0], detection[3] - detection[1])
+        scale = max(size_p, size_d, 1e-6)
+        distance = math.hypot(
+            (predicted[0] + predicted[2] - detection[0] - detection[2]) / 2,
+            (predicted[1] + predicted[3] - detection[1] - detection[3]) / 2,
+        )
+        if distance < 0.5 * scale and min(size_p, size_d) / scale > 0.6:
+            return 0.01 * (1.0 - distance / scale)
+        return 0.0
+
     def update(self, timestamp: float, boxes: Sequence[Box]) -> list[TrackAssignment]:
         self._tracks = [t for t in self._tracks if timestamp - t.last_seen <= self.max_gap_s]
-        detections = np.array(
-            [(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes], dtype=np.float32
-        ).reshape(-1, 4)
-        assigned: list[int | None] = [None] * len(detections)
-        if self._tracks and len(detections):
-            predicted = np.stack(
-                [t.box + t.velocity * np.float32(timestamp - t.last_seen) for t in self._tracks]
-            )
-            affinity = self._affinity(predicted, detections)
-            # Greedy on the best pairs first: with a handful of faces this equals the optimum
-            # in practice and needs no solver.
-            for flat in np.argsort(-affinity, axis=None, kind="stable"):
-                ti, di = np.unravel_index(flat, affinity.shape)
-                if affinity[ti, di] <= 0:
-                    break
-                if assigned[di] is not None or np.isneginf(predicted[ti, 0]):
-                    continue
-                assigned[di] = int(ti)
-                predicted[ti, 0] = -np.inf  # track used
+        detections = [(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes]
+        predictions = [track.predicted(timestamp) for track in self._tracks]
+        pairs = [
+            (score, ti, di)
+            for ti, predicted in enumerate(predictions)
+            for di, detection in enumerate(detections)
+            if (score := self.affinity(predicted, detection)) > 0
+        ]
+        # Greedy on the best pairs first: with a handful of faces this equals the optimum in
+        # practice and needs no solver.
+        pairs.sort(key=lambda pair: -pair[0])
+        track_of: dict[int, int] = {}
+        used: set[int] = set()
+        for _, ti, di in pairs:
+            if di not in track_of and ti not in used:
+                track_of[di] = ti
+                used.add(ti)
         result: list[TrackAssignment] = []
         for di, box in enumerate(detections):
-            ti = assigned[di]
+            ti = track_of.get(di)
             if ti is None:
-                track = _Track(self._next_id, box, np.zeros(4, np.float32), timestamp, 1)
+                track = _Track(self._next_id, box, (0.0, 0.0, 0.0, 0.0), timestamp, 1)
                 self._next_id += 1
                 self._tracks.append(track)
             else:
                 track = self._tracks[ti]
                 dt = timestamp - track.last_seen
                 if dt > 0:
-                    measured = (box - track.box) / np.float32(dt)
-                    track.velocity = 0.5 * track.velocity + 0.5 * measured
+                    track.velocity = tuple(  # type: ignore[assignment]
+                        0.5 * v + 0.5 * (new - old) / dt
+                        for v, new, old in zip(track.velocity, box, track.box, strict=True)
+                    )
                 track.box, track.last_seen = box, timestamp
                 track.hits += 1
             result.append(TrackAssignment(track.track_id, track.hits >= self.min_frames))
         return result
-
-    def _affinity(
-        self, predicted: npt.NDArray[np.float32], detections: npt.NDArray[np.float32]
-    ) -> npt.NDArray[np.float32]:
-        """IoU where boxes overlap enough; otherwise a small positive score for a near centre
-        of similar size (a face that moved more than its overlap allows); else zero."""
-        iou = iou_matrix(predicted, detections)
-        size_p = np.maximum(predicted[:, 2] - predicted[:, 0], predicted[:, 3] - predicted[:, 1])
-        size_d = np.maximum(
-            detections[:, 2] - detections[:, 0], detections[:, 3] - detections[:, 1]
-        )
-        centre_p = (predicted[:, :2] + predicted[:, 2:]) / 2
-        centre_d = (detections[:, :2] + detections[:, 2:]) / 2
-        distance = np.linalg.norm(centre_p[:, None, :] - centre_d[None, :, :], axis=2)
-        scale = np.maximum(size_p[:, None], size_d[None, :])
-        ratio = np.minimum(size_p[:, None], size_d[None, :]) / np.maximum(scale, 1e-6)
-        near = (distance < 0.5 * scale) & (ratio > 0.6)
-        fallback = np.where(near, 0.01 * (1.0 - distance / np.maximum(scale, 1e-6)), 0.0)
-        return np.where(iou >= self.iou_threshold, iou, fallback).astype(np.float32)

@@ -6,6 +6,7 @@ threshold (a handful), so decoding costs far less than the model itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def letterbox_into(
     height, width = image.shape[:2]
     factor = size / max(height, width)
     new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))
-    # Bilinear, like MediaPipe's own CPU image-to-tensor warp: ten times cheaper than
-    # INTER_AREA at 640x480 -> 128x96, with the same recall on the demo video.
+    # Bilinear, like MediaPipe's own CPU image-to-tensor warp: ~0.1 ms less per frame than
+    # INTER_AREA at 640x480. On the demo video full-range recall is unchanged (100 %) and
+    # short-range recall drops from 97.5 % to 96.0 % (faces of 112-115 px heads only).
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
     left, top = (size - new_w) // 2, (size - new_h) // 2
@@ -78,11 +80,11 @@ def decode(
     Coordinates are normalised to the model input. Only anchors whose score passes the
     threshold are decoded.
     """
-    logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
     # Compare logits, not probabilities: the sigmoid is then taken only of the few kept anchors.
-    threshold = np.log(score_threshold / (1.0 - score_threshold)) if score_threshold < 1 else np.inf
-    keep = np.flatnonzero(logits >= threshold)
-    scores = 1.0 / (1.0 + np.exp(-logits[keep].astype(np.float64)))
+    threshold = math.log(score_threshold / (1.0 - score_threshold))
+    keep = np.flatnonzero(raw_scores.reshape(-1) >= threshold)
+    logits = np.clip(raw_scores.reshape(-1)[keep].astype(np.float64), -SCORE_CLIP, SCORE_CLIP)
+    scores = 1.0 / (1.0 + np.exp(-logits))
     raw = raw_boxes.reshape(-1, 4 + 2 * NUM_KEYPOINTS)[keep] / np.float32(input_size)
     centres = anchors[keep]
     cx = raw[:, 0] + centres[:, 0]
@@ -114,7 +116,7 @@ def weighted_nms(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """MediaPipe's 'weighted' suppression: each cluster of overlapping detections becomes
     their score-weighted mean, which steadies boxes and keypoints from frame to frame."""
-    if len(scores) == 0:
+    if len(scores) <= 1:
         return boxes, scores, keypoints
     order = np.argsort(-scores, kind="stable")
     boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]

@@ -107,15 +107,13 @@ class ExpressionClassifier:
         self._model.set_batch_size(len(batch))
         raw = self._model.run([batch])[0]
         quant = self._out_quant
-        values = (
-            (raw.astype(np.float32) - quant.zero_point) * quant.scale
-            if quant.is_quantized
-            else raw.astype(np.float32)
-        )
+        values = raw.astype(np.float32)
+        if quant.is_quantized:
+            values -= quant.zero_point  # the scale cancels in the normalisation below
         # The model ends in a softmax; renormalising removes the quantization's rounding drift.
-        values = np.clip(values, 0.0, None)
         totals = values.sum(axis=1, keepdims=True)
-        return np.where(totals > 0, values / np.maximum(totals, 1e-12), 1.0 / values.shape[1])
+        np.maximum(totals, 1e-12, out=totals)
+        return values / totals
 
     def classify(
         self, image: npt.NDArray[np.uint8], faces: Sequence[Face]
