@@ -261,4 +261,6 @@ class Daemon:
             if end is not None and runtime.aggregator.current_window_start is not None:
                 self._publish(runtime.aggregator.flush(end))
             runtime.done = True
+        # A last health message, so a dashboard sees the final counters (drops, frames).
+        self.publisher.publish_stats(self.stats())
         return self.publisher.stop(SHUTDOWN_FLUSH_S)

@@ -135,7 +135,9 @@ def test_sensekit_demo_needs_no_camera_and_no_broker() -> None:
     window_topics = [line for line in lines if "/zones/" in line and line.endswith("[qos=1]")]
     assert len(window_topics) == 6
     payloads = [json.loads(line) for line in lines if line.startswith("  {")]
-    assert payloads[0]["state"] == "online" and payloads[-1]["state"] == "stopped"
+    states = [p["state"] for p in payloads if p["schema"] == "sensekit.status/1"]
+    assert states == ["online", "stopped"]
+    assert any(p["schema"] == "sensekit.stats/1" for p in payloads)  # the final health message
     assert "Traceback" not in result.stderr
 
 
