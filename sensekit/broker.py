@@ -40,16 +40,33 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
 class LocalBroker:
     """mosquitto bound to 127.0.0.1 only, anonymous, no persistence; stopped by PID."""
 
-    def __init__(self, port: int | None = None, password_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        password_file: Path | None = None,
+        tls_files: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """`tls_files`: (CA certificate, server certificate, server key) for a TLS listener."""
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._password_file = password_file
+        self._tls_files = tls_files
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        scheme = "mqtts" if self._tls_files else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def _readable_copy(self, source: Path, name: str) -> Path:
+        """mosquitto started as root reads some files after dropping to its own user."""
+        assert self._dir is not None
+        copy = Path(self._dir.name) / name
+        shutil.copyfile(source, copy)
+        copy.chmod(0o644)
+        Path(self._dir.name).chmod(0o755)
+        return copy
 
     def start(self) -> LocalBroker:
         binary = shutil.which("mosquitto") or next(
@@ -65,13 +82,16 @@ class LocalBroker:
         config = Path(self._dir.name) / "mosquitto.conf"
         access = "allow_anonymous true\n"
         if self._password_file is not None:
-            # mosquitto started as root reads this after dropping to its own user: keep a
-            # readable copy beside the config.
-            readable = Path(self._dir.name) / "passwd"
-            shutil.copyfile(self._password_file, readable)
-            readable.chmod(0o644)
-            Path(self._dir.name).chmod(0o755)
+            readable = self._readable_copy(self._password_file, "passwd")
             access = f"allow_anonymous false\npassword_file {readable}\n"
+        if self._tls_files is not None:
+            ca, cert, key = (
+                self._readable_copy(path, name)
+                for path, name in zip(
+                    self._tls_files, ("ca.crt", "server.crt", "server.key"), strict=True
+                )
+            )
+            access += f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
         config.write_text(
             f"listener {self.port} {self.host}\n{access}persistence false\n"
             "log_dest stderr\nlog_type error\n"

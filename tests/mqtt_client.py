@@ -40,7 +40,7 @@ class Received:
 
 
 class Subscriber:
-    def __init__(self, host: str, port: int, topic: str = "#") -> None:
+    def __init__(self, host: str, port: int, topic: str = "#", ca_file: str | None = None) -> None:
         self.messages: list[Received] = []
         self._lock = threading.Condition()
         self._ready = threading.Event()
@@ -48,6 +48,8 @@ class Subscriber:
         self._client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *a: self._ready.set()
         self._client.on_message = self._on_message
+        if ca_file is not None:
+            self._client.tls_set(ca_certs=ca_file)
         self._client.connect(host, port)
         self._client.loop_start()
         assert self._ready.wait(5), "subscription not acknowledged"

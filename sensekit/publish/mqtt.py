@@ -71,7 +71,12 @@ class MqttPublisher:
         self._ever_connected = False
         self._seq = 0
         self._closing = False
-        self._pending: list[mqtt.MQTTMessageInfo] = []
+        # Message ids the broker has not acknowledged yet (QoS 1 PUBACK). paho keeps these
+        # messages queued across reconnects; its MQTTMessageInfo cannot say when a message
+        # published while disconnected is finally acknowledged, so we track on_publish.
+        self._unacked: set[int] = set()
+        self._acked_early: set[int] = set()
+        self._acks = threading.Condition()
         client_id = config.client_id or f"sensekit-{identity.site}-{identity.device}"
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -91,6 +96,7 @@ class MqttPublisher:
         )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
 
     def _configure_tls(self) -> None:
         tls = self.config.tls
@@ -147,6 +153,27 @@ class MqttPublisher:
             log.warning("lost the broker connection (%s); reconnecting in the background", reason)
         self._connected.clear()
 
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        with self._acks:
+            if mid in self._unacked:
+                self._unacked.discard(mid)
+            else:  # acknowledged before publish() returned to us
+                self._acked_early.add(mid)
+            self._acks.notify_all()
+
+    def _track(self, info: mqtt.MQTTMessageInfo) -> None:
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            # Not queued at all (paho's queue refused it): nothing will ever acknowledge it.
+            log.error("message %s was not queued: %s", info.mid, mqtt.error_string(info.rc))
+            return
+        with self._acks:
+            if info.mid in self._acked_early:
+                self._acked_early.discard(info.mid)
+            else:
+                self._unacked.add(info.mid)
+
     # public --------------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
@@ -163,9 +190,26 @@ class MqttPublisher:
         unreachable broker is logged and retried in the background.
         """
         try:
-            self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+            # A first connection in this thread, so that what no retry can fix (a certificate
+            # that does not verify) fails now, in words, instead of being retried forever in
+            # the background. An unreachable or unresolvable broker (the network may come up
+            # after us at boot) is retried.
+            self._client.connect(self.config.host, self.config.port, self.config.keepalive_s)
+        except ssl.SSLError as exc:
+            raise BrokerError(
+                f"TLS with broker {self.config.host}:{self.config.port} failed: {exc.reason or exc}"
+                " (check mqtt.tls.ca_file and that the broker's certificate names this host)"
+            ) from None
         except (OSError, ValueError) as exc:
-            raise BrokerError(f"cannot use broker {self.config.url}: {exc}") from None
+            log.warning(
+                "broker %s:%s not reachable (%s); retrying in the background",
+                self.config.host,
+                self.config.port,
+                exc,
+            )
+            self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+            self._client.loop_start()
+            return
         self._client.loop_start()
         timeout = self.config.connect_timeout_s if wait_s is None else wait_s
         self._first_result.wait(timeout)
@@ -174,7 +218,7 @@ class MqttPublisher:
             raise BrokerError(self._fatal)
         if not self.connected:
             log.warning(
-                "broker %s:%s not reachable yet; windows are queued and retried in the background",
+                "no answer yet from broker %s:%s; windows are queued until it connects",
                 self.config.host,
                 self.config.port,
             )
@@ -185,8 +229,7 @@ class MqttPublisher:
         info = self._client.publish(
             self.topics.window(window.zone), encode(payload), qos=QOS, retain=True
         )
-        self._pending.append(info)
-        self._pending = [p for p in self._pending if not p.is_published()]
+        self._track(info)
         return payload
 
     def health(self) -> dict[str, Any]:
@@ -194,33 +237,36 @@ class MqttPublisher:
         return {
             "connected": self.connected,
             "reconnects": self.reconnects,
-            "unacknowledged": len([p for p in self._pending if not p.is_published()]),
+            "unacknowledged": self.unacknowledged,
         }
 
     def publish_stats(self, payload: dict[str, Any]) -> None:
         self._client.publish(self.topics.stats, encode(payload), qos=0, retain=False)
 
+    @property
+    def unacknowledged(self) -> int:
+        with self._acks:
+            return len(self._unacked)
+
     def flush(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for the broker to acknowledge queued windows; returns how
-        many are still unacknowledged."""
+        """Wait up to `timeout_s` for the broker to acknowledge every queued message; returns
+        how many are still unacknowledged."""
         deadline = time.monotonic() + timeout_s
-        for info in self._pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                info.wait_for_publish(remaining)
-            except (RuntimeError, ValueError):
-                break
-        self._pending = [p for p in self._pending if not p.is_published()]
-        return len(self._pending)
+        with self._acks:
+            while self._unacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._acks.wait(remaining)
+            return len(self._unacked)
 
     def stop(self, timeout_s: float = 5.0) -> int:
         """Publish `stopped`, flush, disconnect. Returns the windows left unacknowledged."""
-        info = self._client.publish(
-            self.topics.status, self._status(STATUS_STOPPED), qos=QOS, retain=True
+        self._track(
+            self._client.publish(
+                self.topics.status, self._status(STATUS_STOPPED), qos=QOS, retain=True
+            )
         )
-        self._pending.append(info)
         left = self.flush(timeout_s)
         if left:
             log.error("%d message(s) were not acknowledged by the broker before shutdown", left)

@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import pytest
 
-from sensekit.broker import LocalBroker
+from sensekit.broker import LocalBroker, free_port
 from tests.mqtt_client import Subscriber
 from tools.media.scene import scene_with_faces
 
@@ -113,3 +114,36 @@ def test_the_last_will_says_offline_when_the_daemon_is_killed(
         assert retained.retain and retained.payload["state"] == "offline"
     finally:
         late.close()
+
+
+def test_windows_counted_while_the_broker_was_down_arrive_when_it_comes_up(
+    tmp_path: Path, five_faces_video: Path
+) -> None:
+    port = free_port()
+    absent = LocalBroker(port=port)  # not started yet: the daemon meets a closed port
+    daemon = start_daemon(tmp_path, absent, five_faces_video)
+    try:
+        time.sleep(11)  # at least one 5 s window is counted with no broker
+        with LocalBroker(port=port) as broker:
+            subscriber = Subscriber(broker.host, broker.port)
+            try:
+                subscriber.wait_for(
+                    lambda m: m.topic.endswith("/status") and m.payload.get("state") == "online",
+                    timeout=90,
+                )
+                subscriber.wait_for(lambda m: m.topic.endswith("/window"), timeout=30)
+                daemon.send_signal(signal.SIGTERM)
+                output, _ = daemon.communicate(timeout=60)
+                subscriber.wait_for(
+                    lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
+                )
+            finally:
+                subscriber.close()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0, output
+    assert "not reachable" in output
+    windows = subscriber.windows()
+    assert [w["seq"] for w in windows] == list(range(1, len(windows) + 1))  # none lost
+    assert len(windows) >= 3  # two or more from the outage, and the one closed at SIGTERM
