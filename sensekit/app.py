@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sensekit.aggregate import WindowAggregator
@@ -57,7 +57,6 @@ class CameraRuntime:
     failures: int = 0
     retry_at: float | None = None
     error: str | None = None
-    started: bool = field(default=False)
 
 
 def _detector_options(camera: CameraConfig, threads: int) -> DetectorOptions:
@@ -155,7 +154,6 @@ class Daemon:
                 ", ".join(runtime.pipeline.zones.names),
             )
             runtime.source.start()
-            runtime.started = True
 
     def _publish(self, windows: list[ZoneWindow]) -> None:
         for window in windows:

@@ -138,15 +138,6 @@ class TFLiteModel:
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(spec.index) for spec in self.outputs]
 
-    def input_view(self, position: int = 0) -> npt.NDArray[Any]:
-        """The interpreter's own input buffer, to write into without a copy.
-
-        Valid only until the next `set_batch_size`, and must not be held across `invoke`.
-        """
-        return self._interpreter.tensor(self.inputs[position].index)()  # type: ignore[no-any-return]
-
     def invoke(self) -> None:
+        """Invoke on whatever input is set: the bare model cost the benchmark compares with."""
         self._interpreter.invoke()
-
-    def output(self, position: int = 0) -> npt.NDArray[Any]:
-        return self._interpreter.get_tensor(self.outputs[position].index)  # type: ignore[no-any-return]

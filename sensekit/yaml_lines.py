@@ -6,7 +6,6 @@ Python value and a map from key path to line number.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -59,7 +58,3 @@ def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int:
         if line is not None:
             return line
     return 1
-
-
-def read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
