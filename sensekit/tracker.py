@@ -42,7 +42,8 @@ class TrackAssignment:
     confirmed: bool
 
 
-def _iou(a: Corners, b: Corners) -> float:
+def box_iou(a: Corners, b: Corners) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes, in any units."""
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:
@@ -69,7 +70,7 @@ class Tracker:
     def affinity(self, predicted: Corners, detection: Corners) -> float:
         """IoU where boxes overlap enough; otherwise a small positive score for a near centre
         of similar size (a face that moved more than its overlap allows); else zero."""
-        iou = _iou(predicted, detection)
+        iou = box_iou(predicted, detection)
         if iou >= self.iou_threshold:
             return iou
         size_p = max(predicted[2] - predicted[0], predicted[3] - predicted[1])

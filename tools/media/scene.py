@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from sensekit.tracker import box_iou
+
 BGRImage = npt.NDArray[np.uint8]
 FloatImage = npt.NDArray[np.float32]
 PixelBox = tuple[float, float, float, float]
@@ -454,14 +456,8 @@ def scene_with_faces(
 
 
 def iou(a: PixelBox, b: PixelBox) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two (x0, y0, x1, y1) boxes (the tracker's own measure)."""
+    return box_iou(a, b)
 
 
 def match(
