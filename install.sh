@@ -10,10 +10,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 
 # mosquitto: the broker the demo and the tests start privately on a loopback port.
-# libportaudio2: microphone access (sounddevice). ffmpeg: only to rebuild the demo media.
+# libportaudio2: microphone access (sounddevice). espeak-ng and sox: the tests synthesise
+# their speech fixtures with them (no recorded voice is shipped).
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-  python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2
+  python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2 \
+  espeak-ng sox
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" - <<'PY'

@@ -145,3 +145,73 @@ class ZoneWindow:
     @property
     def suppressed(self) -> bool:
         return self.expressions is None
+
+
+VOICE_AROUSAL_LABELS: tuple[str, ...] = ("low", "mid", "high")
+"""Arousal levels of the voice model, lowest first."""
+
+VOICE_EMOTION_LABELS: tuple[str, ...] = (
+    "angry",
+    "bored",
+    "disgust",
+    "fear",
+    "happy",
+    "neutral",
+    "sad",
+)
+"""The voice model's categories: EmoDB's seven, named with the face vocabulary where they
+match (anger→angry, happiness→happy, sadness→sad). EmoDB has boredom ("bored", no face
+equivalent) and no surprise."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """A block of mono samples from one microphone or audio file.
+
+    `timestamp` is the epoch time of the first sample, in the source's own time base (as for
+    `VideoFrame`). Consecutive chunks of a source are contiguous unless the source reports a gap
+    (an overflow dropped samples): then the next chunk's timestamp jumps.
+    """
+
+    microphone: str
+    timestamp: float
+    sample_rate: int
+    samples: npt.NDArray[np.float32] = field(repr=False)  # 1-D, float32 in [-1, 1]
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / float(self.sample_rate)
+
+    @property
+    def end(self) -> float:
+        return self.timestamp + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceScores:
+    """The voice model's two heads for one analysis window."""
+
+    arousal: npt.NDArray[np.float32] = field(repr=False)  # in VOICE_AROUSAL_LABELS order
+    emotion: npt.NDArray[np.float32] = field(repr=False)  # in VOICE_EMOTION_LABELS order
+
+    @property
+    def arousal_label(self) -> str:
+        return VOICE_AROUSAL_LABELS[int(np.argmax(self.arousal))]
+
+    @property
+    def emotion_label(self) -> str:
+        return VOICE_EMOTION_LABELS[int(np.argmax(self.emotion))]
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceResult:
+    """What the voice stage made of one analysis window of speech. Holds no audio."""
+
+    microphone: str
+    start: float
+    end: float
+    scores: VoiceScores
+
+    @property
+    def midpoint(self) -> float:
+        return (self.start + self.end) / 2.0
