@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from sensekit.types import EXPRESSION_LABELS, ZoneWindow
+from sensekit.types import EXPRESSION_LABELS, FaceWindow
 
 
 def window_start(timestamp: float, window_s: int) -> float:
@@ -75,9 +75,9 @@ class WindowAggregator:
     def current_window_start(self) -> float | None:
         return self._start
 
-    def add_frame(self, timestamp: float, observations: Sequence[Observation]) -> list[ZoneWindow]:
+    def add_frame(self, timestamp: float, observations: Sequence[Observation]) -> list[FaceWindow]:
         """Record one processed frame; returns the windows that this frame's time closed."""
-        closed: list[ZoneWindow] = []
+        closed: list[FaceWindow] = []
         start = window_start(timestamp, self.window_s)
         if self._start is not None and start > self._start:
             closed = self._close(self._start + self.window_s, complete=True)
@@ -96,7 +96,7 @@ class WindowAggregator:
                 person.probability_sum += obs.probabilities
         return closed
 
-    def flush(self, end_timestamp: float) -> list[ZoneWindow]:
+    def flush(self, end_timestamp: float) -> list[FaceWindow]:
         """Close the open window at `end_timestamp` (shutdown, end of media)."""
         if self._start is None:
             return []
@@ -104,7 +104,7 @@ class WindowAggregator:
         complete = end_timestamp >= nominal_end
         return self._close(nominal_end if complete else end_timestamp, complete)
 
-    def _close(self, end: float, complete: bool) -> list[ZoneWindow]:
+    def _close(self, end: float, complete: bool) -> list[FaceWindow]:
         assert self._start is not None
         windows = [self._summarise(zone, end, complete) for zone in self.zones]
         self._frames = 0
@@ -112,7 +112,7 @@ class WindowAggregator:
         self._start = None
         return windows
 
-    def _summarise(self, zone: str, end: float, complete: bool) -> ZoneWindow:
+    def _summarise(self, zone: str, end: float, complete: bool) -> FaceWindow:
         assert self._start is not None
         people = [p for p in self._people[zone].values() if p.confirmed]
         expressions: dict[str, int] | None = None
@@ -135,7 +135,7 @@ class WindowAggregator:
                     label: round(float(v), 4)
                     for label, v in zip(EXPRESSION_LABELS, average, strict=True)
                 }
-        return ZoneWindow(
+        return FaceWindow(
             site=self.site,
             device=self.device,
             zone=zone,

@@ -54,8 +54,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem)
         return 2
-    zones = sum(len(c.effective_zones()) for c in config.cameras)
-    print(f"{args.file}: valid ({len(config.cameras)} camera(s), {zones} zone(s))")
+    zones = {z.name for c in config.cameras for z in c.effective_zones()}
+    zones |= {m.zone for m in config.microphones}
+    print(
+        f"{args.file}: valid ({len(config.cameras)} camera(s), "
+        f"{len(config.microphones)} microphone(s), {len(zones)} zone(s))"
+    )
     return 0
 
 

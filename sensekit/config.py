@@ -6,6 +6,7 @@ ignored: an ignored `k_treshold` would silently publish small groups.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from enum import StrEnum
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sensekit.errors import ConfigError
+from sensekit.sources.audio import is_audio_file
 from sensekit.sources.kinds import is_live_source
 from sensekit.types import DetectorModel
 from sensekit.yaml_lines import KeyPath, line_of, load_with_lines
@@ -180,6 +182,81 @@ class AggregationConfig(_Strict):
     )
 
 
+class MicrophoneConfig(_Strict):
+    """A microphone (or an audio file replayed as one) whose speech counts in `zone`."""
+
+    name: Name = "microphone"
+    source: str | int = Field(
+        "default",
+        description="'default', a PortAudio device index or name (part of it), or a "
+        ".wav/.flac/.ogg file to replay",
+    )
+    zone: Name = Field(
+        description="the zone this microphone hears: a camera zone's name (the voice joins "
+        "that zone's window) or a zone of its own"
+    )
+    sample_rate: Annotated[int, Field(ge=8000, le=48000)] = Field(
+        16000, description="analysis rate; files are resampled to it"
+    )
+    replay: ReplayMode = Field(
+        ReplayMode.REALTIME, description="pace of a replayed file: its own speed, or flat out"
+    )
+    block_s: Annotated[float, Field(ge=0.01, le=1.0)] = Field(
+        0.1, description="audio handed over per PortAudio callback"
+    )
+    buffer_s: Annotated[float, Field(ge=1.0, le=120.0)] = Field(
+        10.0,
+        description="ring buffer; when the analysis falls this far behind, oldest audio is dropped",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_empty(cls, value: str | int) -> str | int:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class VadConfig(_Strict):
+    window_s: Annotated[float, Field(ge=1.0, le=5.0)] = Field(
+        2.0, description="analysis window (the model is trained on 2 s clips)"
+    )
+    hop_s: Annotated[float, Field(ge=0.25, le=5.0)] = 1.0
+    min_speech_s: Annotated[float, Field(ge=0.3, le=5.0)] = Field(
+        1.0, description="shorter stretches of speech are not analysed"
+    )
+    snr_db: Annotated[float, Field(ge=3.0, le=40.0)] = Field(
+        10.0, description="how far above the noise floor voiced frames must be"
+    )
+    max_pause_s: Annotated[float, Field(ge=0.1, le=2.0)] = 0.4
+
+
+class NormalisationConfig(_Strict):
+    mode: Literal["off", "learn", "frozen"] = Field(
+        "learn",
+        description="off: the model's training statistics; learn: the site's own, learned and "
+        "slowly adapted; frozen: the site's own as last calibrated, never changed",
+    )
+    min_windows: Annotated[int, Field(ge=50, le=1_000_000)] = Field(
+        300, description="speech windows needed before the site's statistics are used or saved"
+    )
+    half_life_windows: Annotated[float, Field(ge=100.0)] = 20000.0
+
+
+class VoiceConfig(_Strict):
+    model_path: Path | None = Field(None, description="override the bundled int8 voice model")
+    vad: VadConfig = VadConfig()
+    normalisation: NormalisationConfig = NormalisationConfig()
+    k_windows: Annotated[int, Field(ge=3, le=100_000)] = Field(
+        10,
+        description="fewer voiced 2 s analysis windows than this in a zone-window: no voice "
+        "breakdown (a zone with a camera also needs k_threshold people)",
+    )
+    numba_cache_dir: Path | None = Field(
+        None, description="librosa/numba's compile cache (default: <state_dir>/numba-cache)"
+    )
+
+
 class StatsConfig(_Strict):
     interval_s: Annotated[float, Field(ge=1.0, le=3600.0)] = 30.0
 
@@ -194,16 +271,30 @@ class Config(_Strict):
     site: Name
     device: Name = Field(default_factory=lambda: _hostname())
     mqtt: MqttConfig = MqttConfig()
-    cameras: list[CameraConfig] = Field(min_length=1)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    microphones: list[MicrophoneConfig] = Field(default_factory=list)
     expression: ExpressionConfig = ExpressionConfig()
+    voice: VoiceConfig = VoiceConfig()
     tracker: TrackerConfig = TrackerConfig()
     aggregation: AggregationConfig = AggregationConfig()
     stats: StatsConfig = StatsConfig()
     logging: LoggingConfig = LoggingConfig()
     inference_threads: Annotated[int, Field(ge=1, le=8)] = 1
+    state_dir: Path | None = Field(
+        None,
+        description="where learned state lives (site normalisation, caches); default: "
+        "$STATE_DIRECTORY (systemd), else ~/.local/state/sensekit",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
+        if not self.cameras and not self.microphones:
+            raise ValueError("configure at least one camera or microphone")
+        microphones = [mic.name for mic in self.microphones]
+        if len(set(microphones)) != len(microphones):
+            raise ValueError(f"microphone names must be unique, got {microphones}")
+        if set(microphones) & {camera.name for camera in self.cameras}:
+            raise ValueError("a microphone cannot have the same name as a camera")
         cameras = [camera.name for camera in self.cameras]
         if len(set(cameras)) != len(cameras):
             raise ValueError(f"camera names must be unique, got {cameras}")
@@ -298,13 +389,44 @@ def resolve_paths(config: Config, base: Path) -> Config:
     expression = config.expression.model_copy(
         update={"model_path": _relative_to(base, config.expression.model_path)}
     )
+
+    def microphone(mic: MicrophoneConfig) -> MicrophoneConfig:
+        source = mic.source
+        if is_audio_file(source) and not Path(str(source)).is_absolute():
+            source = str(base / str(source))
+        return mic.model_copy(update={"source": source})
+
+    voice = config.voice.model_copy(
+        update={
+            "model_path": _relative_to(base, config.voice.model_path),
+            "numba_cache_dir": _relative_to(base, config.voice.numba_cache_dir),
+        }
+    )
     return config.model_copy(
         update={
             "cameras": [camera(c) for c in config.cameras],
+            "microphones": [microphone(m) for m in config.microphones],
             "mqtt": mqtt,
             "expression": expression,
+            "voice": voice,
+            "state_dir": _relative_to(base, config.state_dir),
         }
     )
+
+
+def state_dir(config: Config) -> Path:
+    """The configured state directory, else systemd's StateDirectory=, else the user's."""
+    if config.state_dir is not None:
+        return config.state_dir
+    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if from_systemd:
+        return Path(from_systemd)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "sensekit"
+
+
+def numba_cache_dir(config: Config) -> Path:
+    return config.voice.numba_cache_dir or state_dir(config) / "numba-cache"
 
 
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:

@@ -125,8 +125,10 @@ def run_demo(
     try:
         config = _demo_config(config_path, broker_url, media)
         if realtime:
-            cameras = [c.model_copy(update={"replay": ReplayMode.REALTIME}) for c in config.cameras]
-            config = config.model_copy(update={"cameras": cameras})
+            realtime_mode = {"replay": ReplayMode.REALTIME}
+            cameras = [c.model_copy(update=realtime_mode) for c in config.cameras]
+            mics = [m.model_copy(update=realtime_mode) for m in config.microphones]
+            config = config.model_copy(update={"cameras": cameras, "microphones": mics})
         # Start the media at a window boundary, so its windows match the media's timeline.
         start = window_start(clock(), config.aggregation.window_s)
         publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))

@@ -66,6 +66,8 @@ class HealthReporter:
         sources: dict[str, dict[str, Any]],
         inference_ms: dict[str, float],
         mqtt: dict[str, Any],
+        microphones: dict[str, dict[str, Any]] | None = None,
+        voice: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         now = time.monotonic()
         elapsed = max(now - self.last_report, 1e-6)
@@ -88,7 +90,7 @@ class HealthReporter:
             }
             counters.last_captured, counters.last_dropped = captured, dropped
             counters.processed = 0
-        return {
+        report: dict[str, Any] = {
             "schema": STATS_SCHEMA,
             "site": self.site,
             "device": self.device,
@@ -101,3 +103,8 @@ class HealthReporter:
             "cpu_temp_c": cpu_temperature_c(),
             "version": __version__,
         }
+        if microphones is not None:
+            report["microphones"] = microphones
+        if voice is not None:
+            report["voice"] = voice
+        return report

@@ -121,8 +121,8 @@ class FrameResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ZoneWindow:
-    """The aggregate of one zone over one window: the only thing a publisher accepts.
+class FaceWindow:
+    """What one camera saw in one zone over one window.
 
     Counts are per person (track), not per frame. When fewer than `k_threshold` people were
     seen, `expressions` and `mean_probabilities` are None: the breakdown is withheld.
@@ -215,3 +215,47 @@ class VoiceResult:
     @property
     def midpoint(self) -> float:
         return (self.start + self.end) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceWindow:
+    """What the microphones of one zone heard over one window.
+
+    `windows` counts voiced analysis windows (2 s, hop 1 s) whose midpoint fell in this window;
+    it measures speech, not speakers (nobody is identified, so speakers cannot be counted).
+    When the breakdown is withheld, `arousal` and `emotions` are None.
+    """
+
+    zone: str
+    microphones: tuple[str, ...]
+    window_start: float
+    window_end: float
+    complete: bool
+    audio_s: float
+    windows: int
+    k_windows: int
+    arousal: dict[str, int] | None
+    emotions: dict[str, int] | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.arousal is None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneWindow:
+    """The aggregate of one zone over one window: the only thing a publisher accepts.
+
+    `faces` is None when the zone has no camera (or its camera delivered nothing for this
+    window); `voice` likewise for microphones.
+    """
+
+    site: str
+    device: str
+    zone: str
+    window_start: float
+    window_end: float
+    complete: bool
+    k_threshold: int
+    faces: FaceWindow | None
+    voice: VoiceWindow | None

@@ -16,6 +16,8 @@ from tests.mqtt_client import Subscriber
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = ROOT / "media" / "demo" / "entrance.mp4"
 DEMO_TRUTH = ROOT / "media" / "demo" / "entrance.json"
+DEMO_AUDIO = ROOT / "media" / "demo" / "entrance.flac"
+DEMO_AUDIO_TRUTH = ROOT / "media" / "demo" / "entrance_audio.json"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

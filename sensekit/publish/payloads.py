@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sensekit import __version__
-from sensekit.types import ZoneWindow
+from sensekit.types import FaceWindow, VoiceWindow, ZoneWindow
 
-WINDOW_SCHEMA = "sensekit.window/1"
+WINDOW_SCHEMA = "sensekit.window/2"
 STATUS_SCHEMA = "sensekit.status/1"
 STATS_SCHEMA = "sensekit.stats/1"
 
@@ -60,25 +60,48 @@ def window_id(window: ZoneWindow) -> str:
     return f"{window.site}/{window.device}/{window.zone}/{_compact(window.window_start)}/{span}s"
 
 
+def faces_part(faces: FaceWindow | None) -> dict[str, Any] | None:
+    if faces is None:
+        return None
+    return {
+        "camera": faces.camera,
+        "frames": faces.frames,
+        "people": faces.people,
+        "suppressed": faces.suppressed,
+        "expressions": faces.expressions,
+        "unclassified": faces.unclassified,
+        "mean_probabilities": faces.mean_probabilities,
+    }
+
+
+def voice_part(voice: VoiceWindow | None) -> dict[str, Any] | None:
+    if voice is None:
+        return None
+    return {
+        "microphones": list(voice.microphones),
+        "audio_s": voice.audio_s,
+        "windows": voice.windows,
+        "k_windows": voice.k_windows,
+        "suppressed": voice.suppressed,
+        "arousal": voice.arousal,
+        "emotions": voice.emotions,
+    }
+
+
 def window_payload(window: ZoneWindow, seq: int) -> dict[str, Any]:
     return {
         "schema": WINDOW_SCHEMA,
         "site": window.site,
         "device": window.device,
         "zone": window.zone,
-        "camera": window.camera,
         "window_id": window_id(window),
         "seq": seq,
         "window_start": utc_iso(window.window_start),
         "window_end": utc_iso(window.window_end),
         "complete": window.complete,
-        "frames": window.frames,
-        "people": window.people,
         "k_threshold": window.k_threshold,
-        "suppressed": window.suppressed,
-        "expressions": window.expressions,
-        "unclassified": window.unclassified,
-        "mean_probabilities": window.mean_probabilities,
+        "faces": faces_part(window.faces),
+        "voice": voice_part(window.voice),
         "version": __version__,
     }
 

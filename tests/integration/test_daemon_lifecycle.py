@@ -83,8 +83,12 @@ def test_sigterm_publishes_the_open_window_then_stopped(
     assert windows[-1]["complete"] is False  # the window open at SIGTERM, closed early
     assert [w["seq"] for w in windows] == list(range(1, len(windows) + 1))
     complete = [w for w in windows if w["complete"]]
-    assert complete and all(w["people"] == 5 and not w["suppressed"] for w in complete)
-    assert all(sum(w["expressions"].values()) + w["unclassified"] == 5 for w in complete)
+    assert complete and all(
+        w["faces"]["people"] == 5 and not w["faces"]["suppressed"] for w in complete
+    )
+    assert all(
+        sum(w["faces"]["expressions"].values()) + w["faces"]["unclassified"] == 5 for w in complete
+    )
     assert subscriber.states() == ["online", "stopped"]
     assert "Traceback" not in output
 

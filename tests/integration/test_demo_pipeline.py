@@ -1,7 +1,8 @@
-"""The bundled demo video through the whole pipeline to a real mosquitto.
+"""The bundled demo video and its sound through the whole pipeline to a real mosquitto.
 
 The video's ground truth (media/demo/entrance.json) says how many people are in each zone in
-each 20 s window; the windows a subscriber receives must say the same.
+each 20 s window, and the sound's (entrance_audio.json) how much speech the "inside"
+microphone hears in each; the windows a subscriber receives must say the same.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sensekit.broker import LocalBroker
 from sensekit.config import load_config
 from sensekit.demo import demo_config_path
 from sensekit.publish.mqtt import Identity, MqttPublisher
-from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
+from tests.conftest import DEMO_AUDIO_TRUTH, DEMO_TRUTH, DEMO_VIDEO
 from tests.mqtt_client import Subscriber
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a window boundary for 20 s windows
@@ -38,6 +39,12 @@ def iso(seconds: float) -> str:
 def truth() -> dict:
     assert DEMO_VIDEO.is_file() and DEMO_TRUTH.is_file(), "the demo media is part of the repo"
     return json.loads(DEMO_TRUTH.read_text())
+
+
+@pytest.fixture(scope="module")
+def sound_truth() -> dict:
+    assert DEMO_AUDIO_TRUTH.is_file(), "the demo sound's ground truth is part of the repo"
+    return json.loads(DEMO_AUDIO_TRUTH.read_text())
 
 
 def run_pipeline(broker: LocalBroker) -> Daemon:
@@ -63,16 +70,48 @@ def test_people_per_zone_and_window_match_the_known_content(
     assert set(received) == set(expected)
     for key, exp in expected.items():
         window = received[key]
-        assert window["people"] == exp["people"], (key, window, exp)
+        faces = window["faces"]
+        assert faces["people"] == exp["people"], (key, window, exp)
         assert window["window_end"] == iso(exp["end_s"])
         assert window["complete"] is True
-        assert window["suppressed"] == (exp["people"] < 5)
-        if not window["suppressed"]:
-            classified = sum(window["expressions"].values())
-            assert classified + window["unclassified"] == window["people"]
+        assert faces["suppressed"] == (exp["people"] < 5)
+        if not faces["suppressed"]:
+            classified = sum(faces["expressions"].values())
+            assert classified + faces["unclassified"] == faces["people"]
     assert daemon.windows_published == len(expected)
     # Some windows show a breakdown and some are withheld: the demo shows both.
-    assert {w["suppressed"] for w in received.values()} == {True, False}
+    assert {w["faces"]["suppressed"] for w in received.values()} == {True, False}
+
+
+def test_voice_per_window_matches_the_known_sound(
+    broker: LocalBroker, subscriber: Subscriber, truth: dict, sound_truth: dict
+) -> None:
+    """Speech is found where it was placed (not in the clicks or the air-conditioning), joins
+    the camera's "inside" windows, and its breakdown appears only above both thresholds."""
+    run_pipeline(broker)
+    subscriber.wait_for(
+        lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
+    )
+    received = {(w["zone"], w["window_start"]): w for w in subscriber.windows()}
+    people = {(e["zone"], iso(e["start_s"])): e["people"] for e in truth["expected_windows"]}
+    for exp in sound_truth["expected_voice"]:
+        key = (exp["zone"], iso(exp["start_s"]))
+        window = received[key]
+        voice = window["voice"]
+        assert voice is not None and voice["microphones"] == ["counter"], window
+        assert voice["audio_s"] == pytest.approx(20.0, abs=0.05)
+        assert exp["min_windows"] <= voice["windows"] <= exp["max_windows"], (exp, voice)
+        shown = voice["windows"] >= voice["k_windows"] and people[key] >= window["k_threshold"]
+        assert voice["suppressed"] is not shown, (exp, voice)
+        if shown:
+            assert sum(voice["arousal"].values()) == voice["windows"]
+            assert sum(voice["emotions"].values()) == voice["windows"]
+    # The camera-only zone carries no voice part.
+    assert all(w["voice"] is None for (zone, _), w in received.items() if zone == "outside")
+    assert {
+        received[(e["zone"], iso(e["start_s"]))]["voice"]["suppressed"]
+        for e in sound_truth["expected_voice"]
+    } == {True, False}
 
 
 def test_the_message_contract(broker: LocalBroker, subscriber: Subscriber, truth: dict) -> None:

@@ -69,7 +69,7 @@ def test_windows_travel_over_tls(tmp_path: Path, tls_broker) -> None:
             lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
         )
         (window,) = subscriber.windows()
-        assert window["people"] == 0 and window["frames"] == 30
+        assert window["faces"]["people"] == 0 and window["faces"]["frames"] == 30
     finally:
         subscriber.close()
 

@@ -65,10 +65,10 @@ def test_all_problems_are_reported_in_line_order() -> None:
 
 
 def test_missing_required_keys_and_wrong_types() -> None:
-    found = problems("device: d\ncameras: []\nmqtt:\n  keepalive_s: soon\n")
+    found = problems("device: d\ncameras: {}\nmqtt:\n  keepalive_s: soon\n")
     text = "\n".join(found)
     assert "cfg.yaml:1: site: Field required" in text
-    assert "cfg.yaml:2: cameras: List should have at least 1 item" in text
+    assert "cfg.yaml:2: cameras: Input should be a valid list" in text
     assert "cfg.yaml:4: mqtt.keepalive_s:" in text
 
 
@@ -140,3 +140,48 @@ def test_check_config_exit_codes_and_output(tmp_path: Path) -> None:
 
     missing = run_cli("check-config", str(tmp_path / "absent.yaml"))
     assert missing.returncode == 2 and "no such file" in missing.stdout
+
+
+MIC_ONLY = """\
+site: shop-1
+device: kiosk-1
+microphones:
+  - name: counter
+    source: default
+    zone: till
+"""
+
+
+def test_a_microphone_only_device_is_valid() -> None:
+    config = parse_config(MIC_ONLY)
+    assert config.cameras == [] and config.microphones[0].zone == "till"
+    assert config.microphones[0].sample_rate == 16000
+    assert config.voice.normalisation.mode == "learn" and config.voice.k_windows == 10
+
+
+def test_a_device_needs_a_camera_or_a_microphone() -> None:
+    assert problems("site: shop-1\n") == [
+        "cfg.yaml:1: (top level): configure at least one camera or microphone"
+    ]
+
+
+def test_microphone_problems_name_their_line() -> None:
+    text = MIC_ONLY.replace("    zone: till\n", "    zone: till\n    sample_rate: 4000\n")
+    text += "  - name: counter\n    zone: till\nvoice:\n  k_windos: 3\n"
+    found = problems(text)
+    assert (
+        "cfg.yaml:7: microphones.0.sample_rate: Input should be greater than or equal to 8000"
+        in found
+    )
+    assert any(p.startswith("cfg.yaml:11: voice.k_windos: unknown key") for p in found)
+    missing_zone = problems(MIC_ONLY.replace("    zone: till\n", ""))
+    assert missing_zone == ["cfg.yaml:4: microphones.0.zone: Field required"]
+
+
+def test_audio_files_resolve_relative_to_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "device.yaml"
+    path.write_text(MIC_ONLY.replace("source: default", "source: sound/shop.flac"))
+    config = load_config(path)
+    assert config.microphones[0].source == str(tmp_path / "sound" / "shop.flac")
+    path.write_text(MIC_ONLY.replace("source: default", "source: hw:1,0"))
+    assert load_config(path).microphones[0].source == "hw:1,0"
