@@ -102,10 +102,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level or "WARNING")
+    output = Path(args.json) if args.json else None
+    if args.voice:
+        from sensekit.benchmark_voice import run_voice_benchmark
+
+        run_voice_benchmark(output)
+        return 0
     from sensekit.benchmark import run_benchmark
 
+    return run_benchmark(frames=args.frames, output=output)
+
+
+def cmd_calibrate_audio(args: argparse.Namespace) -> int:
+    from sensekit.calibrate_audio import calibrate_audio
+    from sensekit.config import load_config
+
+    config = load_config(Path(args.config))
     setup_logging(args.log_level or "WARNING")
-    return run_benchmark(frames=args.frames, output=Path(args.json) if args.json else None)
+    return calibrate_audio(config, Path(args.input) if args.input else None, args.seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
+    calibrate = sub.add_parser(
+        "calibrate-audio",
+        help="learn this site's voice feature statistics (site normalisation)",
+        description=(
+            "Listen to the configured microphones for --seconds (or read --input, a recording "
+            "made at the site) and learn the mean and spread of each voice feature, so the "
+            "voice model sees this microphone, room and language the way it saw its training "
+            "studio. Writes <state_dir>/voice-normalisation.json (statistics only: no audio) "
+            "once voice.normalisation.min_windows speech windows were heard; exit 1 if fewer."
+        ),
+    )
+    calibrate.add_argument("--config", "-c", required=True, help="the device's YAML config")
+    calibrate.add_argument("--input", help="a WAV/FLAC/OGG recording of the site instead")
+    calibrate.add_argument(
+        "--seconds", type=float, default=600.0, help="how long to listen (default 600)"
+    )
+    calibrate.set_defaults(func=cmd_calibrate_audio)
+
     bench = sub.add_parser(
         "bench",
         help="measure speed, recall and memory of the vision path on the demo video",
@@ -183,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument("--frames", type=int, default=300, help="frames per measurement")
+    bench.add_argument(
+        "--voice",
+        action="store_true",
+        help="benchmark the voice path instead: real-time factor on the demo sound track, "
+        "start-up to the first analysed window with a cold and a warm numba cache, extra memory",
+    )
     bench.add_argument("--json", help="also write the results to this JSON file")
     bench.set_defaults(func=cmd_bench)
     return parser

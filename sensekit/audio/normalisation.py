@@ -132,6 +132,11 @@ class SiteNormaliser:
             and self.stats.count >= self.options.min_windows
         )
 
+    @property
+    def training_statistics(self) -> tuple[FloatArray, FloatArray]:
+        """The model's own mean and standard deviation (from its sidecar)."""
+        return self._training
+
     def standardise(self, features: FloatArray) -> FloatArray:
         if self.calibrated:
             mean = self.stats.mean.astype(np.float32)
