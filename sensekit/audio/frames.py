@@ -81,8 +81,9 @@ class FrameAnalyser:
     def frame_count(self, samples: int) -> int:
         return 0 if samples < self.min_samples else 1 + (samples - self.min_samples) // self.hop
 
-    def analyse(self, signal: FloatArray) -> FrameAnalysis:
-        """All frame tracks of `signal` (mono float32); frames start every hop from sample 0."""
+    def analyse(self, signal: FloatArray, spectrum: bool = True) -> FrameAnalysis:
+        """All frame tracks of `signal` (mono float32); frames start every hop from sample 0.
+        `spectrum=False` skips the power spectrum (`power` is then empty)."""
         signal = np.asarray(signal, dtype=np.float32)
         count = self.frame_count(len(signal))
         if count == 0:
@@ -93,7 +94,10 @@ class FrameAnalyser:
         spectral = _frame(signal, self.spectral_length, self.hop)[:count]
         energy = np.mean(np.square(spectral, dtype=np.float32), axis=1)
         energy_db = (10.0 * np.log10(energy + EPS)).astype(np.float32)
-        power = np.square(np.abs(np.fft.rfft(spectral * self.window, n=self.n_fft, axis=1)))
+        if spectrum:
+            power = np.square(np.abs(np.fft.rfft(spectral * self.window, n=self.n_fft, axis=1)))
+        else:  # voice activity needs levels and pitch only
+            power = np.zeros((count, 0), dtype=np.float32)
         sounding = energy_db > float(np.max(energy_db)) - SILENCE_BELOW_PEAK_DB
         f0, aperiodicity = self._yin(_frame(signal, self.yin_length, self.hop)[:count])
         voiced = sounding & (aperiodicity < VOICING_APERIODICITY)

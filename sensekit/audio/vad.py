@@ -91,8 +91,10 @@ class SpeechSegmenter:
         self._audio_start = 0  # absolute index of self._audio[0]
         self._pending_start = 0  # absolute index of the first sample not yet framed
         self._levels: deque[float] = deque(maxlen=self._floor_frames)
-        self._frame_level: dict[int, float] = {}
-        self._frame_speech: dict[int, bool] = {}
+        # Per-frame level and speech evidence, for frames _frame_base, _frame_base + 1, ...
+        self._frame_base = 0
+        self._frame_level: list[float] = []
+        self._frame_speech: list[bool] = []
         self._segment_start: int | None = None  # absolute frame indices
         self._last_speech = 0
         self._next_window: int | None = None  # absolute sample index
@@ -139,7 +141,7 @@ class SpeechSegmenter:
         if count == 0:
             return []
         frames = self.analyser.analyse(
-            pending[: (count - 1) * self.hop + self.analyser.min_samples]
+            pending[: (count - 1) * self.hop + self.analyser.min_samples], spectrum=False
         )
         first = self._pending_start // self.hop
         self._pending_start += count * self.hop
@@ -151,12 +153,13 @@ class SpeechSegmenter:
         # One floor per block: blocks are a fraction of a second, the history is seconds.
         floor = float(np.percentile(self._levels, self.options.floor_percentile))
         speech = (periodic & (frames.energy_db > floor + self.options.snr_db)).tolist()
+        if not self._frame_level:
+            self._frame_base = first
+        self._frame_level += levels
+        self._frame_speech += speech
         out: list[SpeechWindow] = []
         for i in range(count):
-            index = first + i
-            self._frame_level[index] = levels[i]
-            self._frame_speech[index] = speech[i]
-            out += self._step(microphone, index, speech[i])
+            out += self._step(microphone, first + i, speech[i])
         return out
 
     def _step(self, microphone: str, index: int, speech: bool) -> list[SpeechWindow]:
@@ -219,13 +222,15 @@ class SpeechSegmenter:
         start = max(self._audio_start, min(start, available_end - self._window))
         if start < self._audio_start or start + self._window > available_end:
             return None
-        first_frame = -(-start // self.hop)
+        first_frame = max(-(-start // self.hop) - self._frame_base, 0)
         last_frame = (start + self._window - self.analyser.spectral_length) // self.hop
-        indices = [i for i in range(first_frame, last_frame + 1) if i in self._frame_level]
-        if not indices:
+        last_frame -= self._frame_base
+        if last_frame < first_frame:
             return None
-        levels = np.array([self._frame_level[i] for i in indices])
-        speech = np.array([self._frame_speech[i] for i in indices])
+        levels = np.array(self._frame_level[first_frame : last_frame + 1])
+        speech = np.array(self._frame_speech[first_frame : last_frame + 1])
+        if levels.size == 0:
+            return None
         if speech.mean() < self.options.min_speech_fraction:
             return None
         if float(np.std(levels)) < self.options.min_modulation_db:
@@ -243,7 +248,8 @@ class SpeechSegmenter:
         if excess > 0:
             self._audio = self._audio[excess:]
             self._audio_start += excess
-        oldest_frame = self._audio_start // self.hop - 1
-        for table in (self._frame_level, self._frame_speech):
-            for index in [i for i in table if i < oldest_frame]:
-                del table[index]
+        stale = self._audio_start // self.hop - 1 - self._frame_base
+        if stale > 0:
+            del self._frame_level[:stale]
+            del self._frame_speech[:stale]
+            self._frame_base += stale
