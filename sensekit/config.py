@@ -253,7 +253,9 @@ class VoiceConfig(_Strict):
         "breakdown (a zone with a camera also needs k_threshold people)",
     )
     numba_cache_dir: Path | None = Field(
-        None, description="librosa/numba's compile cache (default: <state_dir>/numba-cache)"
+        None,
+        description="numba's compile cache, should a JIT-compiled function be used "
+        "(default: <state_dir>/numba-cache)",
     )
 
 

@@ -1,10 +1,12 @@
-"""Builds the voice path from a config: cache directories first, then the heavy imports, then
-a warm-up, so that start-up pays for compilation and the first customer does not.
+"""Builds the voice path from a config: cache directories first, then the imports, then a
+warm-up, so that start-up pays for set-up and the first customer does not.
 
-librosa pulls numba, which compiles on first use and caches the machine code in
-`NUMBA_CACHE_DIR`; the variable is read when numba is imported, so it is set here, before
-anything imports librosa. Without a writable cache every start compiles again (seconds on a
-Pi), and in a read-only image numba cannot cache at all.
+The per-window path is plain numpy/scipy: it imports neither librosa nor numba (librosa cost
+~110 MB and JIT compilation for one filter bank; sensekit.audio.mel replaces it). Should a
+numba-compiled function ever enter the path, its machine code is cached in `NUMBA_CACHE_DIR`,
+which numba reads when it is imported; so the variable is set here, before any voice import,
+to a writable directory (`voice.numba_cache_dir`): without one, every start would compile
+again (seconds on a Pi), and a read-only image could not cache at all.
 """
 
 from __future__ import annotations

@@ -44,12 +44,12 @@ features is refused at load time instead of silently mis-scoring.
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 import numpy.typing as npt
 from scipy.fft import dct
 
 from sensekit.audio.frames import EPS, FloatArray, FrameAnalyser, FrameAnalysis
+from sensekit.audio.mel import mel_filter_bank
 
 FEATURE_VERSION = "sensekit-prosody/2"
 N_MELS = 26
@@ -148,9 +148,7 @@ class ProsodyExtractor:
         self.analyser = FrameAnalyser(sample_rate)
         n_fft = self.analyser.n_fft
         self._hop_s = self.analyser.hop / sample_rate
-        self._mel = librosa.filters.mel(
-            sr=sample_rate, n_fft=n_fft, n_mels=N_MELS, fmin=20.0, fmax=sample_rate / 2
-        ).astype(np.float32)
+        self._mel = mel_filter_bank(sample_rate, n_fft, N_MELS, 20.0, sample_rate / 2)
         freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate).astype(np.float32)
         self._freqs = freqs
         self._bin_hz = float(freqs[1])
