@@ -52,10 +52,10 @@ def password_broker(tmp_path: Path, user: str, password: str) -> LocalBroker:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Hardware tests need a real camera: they run only with SENSEKIT_HARDWARE=1."""
+    """Hardware tests need a real camera or microphone: they run only with SENSEKIT_HARDWARE=1."""
     if os.environ.get("SENSEKIT_HARDWARE") == "1":
         return
-    skip = pytest.mark.skip(reason="needs a real camera; set SENSEKIT_HARDWARE=1 on a device")
+    skip = pytest.mark.skip(reason="needs a real camera or microphone; set SENSEKIT_HARDWARE=1 on a device")
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)

@@ -6,7 +6,7 @@ voice model is trained here, from our own prosody features (`sensekit.audio.pros
 Every number in ``models/voice_prosody_int8.md`` comes from this one script, in three steps
 that run in two virtual environments:
 
-1. ``features`` (``.venv``: sensekit, librosa, soxr): each clip resampled from 22.05 to 16 kHz
+1. ``features`` (``.venv``: sensekit, soundfile, soxr): each clip resampled from 22.05 to 16 kHz
    with soxr (the daemon analyses 16 kHz audio), then ``ProsodyExtractor(16000).extract``;
    the matrix goes to ``build/voice/emodb_features.npz`` (gitignored), with the feature
    version, feature names and label orders it was made with.
