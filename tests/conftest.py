@@ -55,7 +55,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Hardware tests need a real camera or microphone: they run only with SENSEKIT_HARDWARE=1."""
     if os.environ.get("SENSEKIT_HARDWARE") == "1":
         return
-    skip = pytest.mark.skip(reason="needs a real camera or microphone; set SENSEKIT_HARDWARE=1 on a device")
+    skip = pytest.mark.skip(
+        reason="needs a real camera or microphone; set SENSEKIT_HARDWARE=1 on a device"
+    )
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
