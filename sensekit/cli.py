@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sensekit",
         description=(
-            "Anonymous emotion statistics from a camera: finds faces, classifies their "
-            "expression on the device, and publishes only per-zone, per-window counts over "
-            "MQTT. No image, crop or identity ever leaves the process."
+            "Anonymous emotion statistics from a camera and a microphone: finds faces and "
+            "speech, classifies facial expression and vocal arousal/emotion on the device, and "
+            "publishes only per-zone, per-window counts over MQTT. No image, crop, sound or "
+            "identity ever leaves the process."
         ),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -143,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the daemon until SIGTERM/SIGINT",
         description=(
             "Run the daemon: read the configured cameras (device index, /dev/videoN, video "
-            "file, image folder, RTSP URL or picamera2), publish one window per zone every "
-            "aggregation.window_s seconds. On SIGTERM or SIGINT it closes and publishes the "
+            "file, image folder, RTSP URL or picamera2) and microphones (PortAudio device or "
+            "audio file), publish one window per zone every aggregation.window_s seconds. On SIGTERM or SIGINT it closes and publishes the "
             "current window, publishes status 'stopped' and exits 0."
         ),
         epilog=EXIT_CODES,
@@ -155,10 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="run the bundled sample video through the full pipeline and print the MQTT messages",
+        help="run the bundled sample video and sound through the full pipeline and print the "
+        "MQTT messages",
         description=(
-            "Replay the bundled sample video (people walking through a door, two zones) "
-            "through detection, expression, tracking and aggregation, publish to a broker and "
+            "Replay the bundled sample video (people walking through a door, two zones) and its "
+            "sound track (a microphone inside) through detection, expression, tracking, voice "
+            "activity, prosody and aggregation, publish to a broker and "
             "print every message as a subscribed dashboard receives it. Without --broker a "
             "private mosquitto is started on a free loopback port and stopped afterwards. "
             "Needs no camera. Ends when the video ends."
