@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sensekit.aggregate import WindowAggregator
@@ -52,6 +52,35 @@ class WindowPublisher(Protocol):
 
 
 @dataclass
+class Reopening:
+    """Back-off state of a live source that failed: why, how often, and when to try again.
+    Cameras and microphones share it, so they back off the same way."""
+
+    failures: int = 0
+    retry_at: float | None = None
+    error: str | None = None
+
+    def schedule(self, error: str) -> float:
+        """Record a failure; returns the delay before the next attempt."""
+        delay = RECONNECT_DELAYS_S[min(self.failures, len(RECONNECT_DELAYS_S) - 1)]
+        self.failures += 1
+        self.retry_at = time.monotonic() + delay
+        self.error = error
+        return delay
+
+    @property
+    def waiting(self) -> bool:
+        return self.retry_at is not None
+
+    @property
+    def due(self) -> bool:
+        return self.retry_at is not None and time.monotonic() >= self.retry_at
+
+    def succeeded(self) -> None:
+        self.failures, self.retry_at, self.error = 0, None, None
+
+
+@dataclass
 class CameraRuntime:
     """Everything that belongs to one camera while the daemon runs."""
 
@@ -62,9 +91,7 @@ class CameraRuntime:
     live: bool
     last_timestamp: float | None = None
     done: bool = False
-    failures: int = 0
-    retry_at: float | None = None
-    error: str | None = None
+    reopening: Reopening = field(default_factory=Reopening)
 
 
 @dataclass
@@ -77,9 +104,7 @@ class MicrophoneRuntime:
     live: bool
     last_end: float | None = None
     done: bool = False
-    failures: int = 0
-    retry_at: float | None = None
-    error: str | None = None
+    reopening: Reopening = field(default_factory=Reopening)
     speech_windows: int = 0
 
 
@@ -244,8 +269,7 @@ class Daemon:
             try:
                 mic.source.start()
             except SourceError as exc:
-                mic.error = str(exc)
-                self._schedule_reopen_microphone(mic)
+                self._schedule_reopen_microphone(mic, str(exc))
 
     def _publish(self, windows: list[ZoneWindow]) -> None:
         for window in windows:
@@ -282,10 +306,9 @@ class Daemon:
         return self.shutdown()
 
     def _step(self, runtime: CameraRuntime, timeout: float) -> None:
-        if runtime.retry_at is not None:
-            if time.monotonic() < runtime.retry_at:
-                return
-            self._reopen(runtime)
+        if runtime.reopening.waiting:
+            if runtime.reopening.due:
+                self._reopen(runtime)
             return
         frame = runtime.source.read(timeout)
         if frame is not None:
@@ -301,8 +324,7 @@ class Daemon:
         if not runtime.source.finished:
             return
         if runtime.live:
-            runtime.error = runtime.source.error or "camera stopped"
-            self._schedule_reopen(runtime)
+            self._schedule_reopen(runtime, runtime.source.error or "camera stopped")
             return
         if runtime.source.error:
             log.error("%s", runtime.source.error)
@@ -315,8 +337,8 @@ class Daemon:
 
     def _step_microphone(self, mic: MicrophoneRuntime, timeout: float) -> None:
         assert self.voice is not None
-        if mic.retry_at is not None:
-            if time.monotonic() >= mic.retry_at:
+        if mic.reopening.waiting:
+            if mic.reopening.due:
                 self._reopen_microphone(mic)
             return
         chunk = mic.source.read(timeout)
@@ -334,8 +356,8 @@ class Daemon:
             return
         self._finish_microphone(mic, mic.source.end_timestamp or mic.last_end)
         if mic.live:
-            mic.error = mic.source.error or "the microphone stopped delivering audio"
-            self._schedule_reopen_microphone(mic)
+            error = mic.source.error or f"microphone {mic.config.name}: stopped delivering audio"
+            self._schedule_reopen_microphone(mic, error)
             return
         if mic.source.error:
             log.error("%s", mic.source.error)
@@ -352,45 +374,40 @@ class Daemon:
         self._publish(self.assembler.add_voice(mic.config.name, windows))
         self._publish(self.assembler.source_absent(mic.config.name))
 
-    def _schedule_reopen_microphone(self, mic: MicrophoneRuntime) -> None:
-        delay = RECONNECT_DELAYS_S[min(mic.failures, len(RECONNECT_DELAYS_S) - 1)]
-        mic.failures += 1
-        mic.retry_at = time.monotonic() + delay
+    def _schedule_reopen_microphone(self, mic: MicrophoneRuntime, error: str) -> None:
+        delay = mic.reopening.schedule(error)
         self._publish(self.assembler.source_absent(mic.config.name))
-        log.warning("%s; retrying in %.0f s (the cameras keep running)", mic.error, delay)
+        log.warning("%s; retrying in %.0f s (the cameras keep running)", error, delay)
 
     def _reopen_microphone(self, mic: MicrophoneRuntime) -> None:
-        mic.retry_at = None
         mic.source = self._make_audio_source(mic.config)
-        try:
-            mic.source.start()
-        except SourceError as exc:
-            mic.error = str(exc)
-            self._schedule_reopen_microphone(mic)
-            return
-        log.info("microphone %s: opened", mic.config.name)
-        self.assembler.source_present(mic.config.name)
-        mic.failures, mic.error = 0, None
+        if self._restart(mic.config.name, mic.source.start, mic.reopening):
+            log.info("microphone %s: opened", mic.config.name)
+        else:
+            self._schedule_reopen_microphone(mic, mic.reopening.error or "cannot open")
 
-    def _schedule_reopen(self, runtime: CameraRuntime) -> None:
-        delay = RECONNECT_DELAYS_S[min(runtime.failures, len(RECONNECT_DELAYS_S) - 1)]
-        runtime.failures += 1
-        runtime.retry_at = time.monotonic() + delay
+    def _schedule_reopen(self, runtime: CameraRuntime, error: str) -> None:
+        delay = runtime.reopening.schedule(error)
         self._publish(self.assembler.source_absent(runtime.config.name))
-        log.warning("camera %s: %s; reopening in %.0f s", runtime.config.name, runtime.error, delay)
+        log.warning("camera %s: %s; reopening in %.0f s", runtime.config.name, error, delay)
 
     def _reopen(self, runtime: CameraRuntime) -> None:
-        runtime.retry_at = None
         runtime.source = self._make_source(runtime.config, None)
+        if self._restart(runtime.config.name, runtime.source.start, runtime.reopening):
+            log.info("camera %s: reopened", runtime.config.name)
+        else:
+            self._schedule_reopen(runtime, runtime.reopening.error or "cannot open")
+
+    def _restart(self, name: str, start: Callable[[], None], reopening: Reopening) -> bool:
+        """One reopening attempt; on success the zone's windows wait for this source again."""
         try:
-            runtime.source.start()
+            start()
         except SourceError as exc:
-            runtime.error = str(exc)
-            self._schedule_reopen(runtime)
-            return
-        log.info("camera %s: reopened", runtime.config.name)
-        self.assembler.source_present(runtime.config.name)
-        runtime.failures, runtime.error = 0, None
+            reopening.error = str(exc)
+            return False
+        self.assembler.source_present(name)
+        reopening.succeeded()
+        return True
 
     def stats(self) -> dict[str, Any]:
         sources: dict[str, dict[str, Any]] = {}
@@ -398,9 +415,9 @@ class Daemon:
         for runtime in self.cameras:
             source_stats: dict[str, Any] = dict(runtime.source.stats())
             source_stats["state"] = (
-                "error" if runtime.error else ("ended" if runtime.done else "ok")
+                "error" if runtime.reopening.error else ("ended" if runtime.done else "ok")
             )
-            source_stats["error"] = runtime.error
+            source_stats["error"] = runtime.reopening.error
             sources[runtime.config.name] = source_stats
             times = runtime.pipeline.times
             model = runtime.config.detector.model.value
@@ -413,8 +430,8 @@ class Daemon:
             for mic in self.microphones:
                 raw = mic.source.stats()
                 microphones[mic.config.name] = {
-                    "state": "error" if mic.error else ("ended" if mic.done else "ok"),
-                    "error": mic.error,
+                    "state": "error" if mic.reopening.error else ("ended" if mic.done else "ok"),
+                    "error": mic.reopening.error,
                     "audio_s": round(float(raw.get("audio_s", 0.0)), 1),
                     "overflows": int(raw.get("overflows", 0)),
                     "dropped_s": round(float(raw.get("dropped_s", 0.0)), 2),

@@ -72,7 +72,7 @@ def real_time_factor(repeats: int = 3) -> dict[str, float]:
         for i in range(0, len(samples), step):
             chunk = AudioChunk("bench", 1000.0 + i / rate, rate, samples[i : i + step])
             started = time.perf_counter()
-            found = pipeline._segmenter("bench").push(chunk)
+            found = pipeline.segmenter("bench").push(chunk)
             cut = time.perf_counter()
             windows += len(pipeline.analyse(found))
             vad_s += cut - started

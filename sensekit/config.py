@@ -30,6 +30,13 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _not_blank(value: str | int) -> str | int:
+    """A source given as an empty string is a mistake, not "the default device"."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -141,12 +148,7 @@ class CameraConfig(_Strict):
         default_factory=list, description="empty: one zone named after the camera, whole frame"
     )
 
-    @field_validator("source")
-    @classmethod
-    def _source_not_empty(cls, value: str | int) -> str | int:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    _source_not_empty = field_validator("source")(_not_blank)
 
     def effective_zones(self) -> list[ZoneConfig]:
         if self.zones:
@@ -209,12 +211,7 @@ class MicrophoneConfig(_Strict):
         description="ring buffer; when the analysis falls this far behind, oldest audio is dropped",
     )
 
-    @field_validator("source")
-    @classmethod
-    def _source_not_empty(cls, value: str | int) -> str | int:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    _source_not_empty = field_validator("source")(_not_blank)
 
 
 class VadConfig(_Strict):

@@ -66,7 +66,7 @@ class VoicePipeline:
         self._segmenters: dict[str, SpeechSegmenter] = {}
         self._resamplers: dict[tuple[str, int], soxr.ResampleStream] = {}
 
-    def _segmenter(self, microphone: str) -> SpeechSegmenter:
+    def segmenter(self, microphone: str) -> SpeechSegmenter:
         segmenter = self._segmenters.get(microphone)
         if segmenter is None:
             segmenter = SpeechSegmenter(self.sample_rate, self.vad_options)
@@ -87,7 +87,7 @@ class VoicePipeline:
     def process(self, chunk: AudioChunk) -> list[VoiceResult]:
         chunk = self._at_analysis_rate(chunk)
         started = time.perf_counter()
-        windows = self._segmenter(chunk.microphone).push(chunk)
+        windows = self.segmenter(chunk.microphone).push(chunk)
         vad_ms = (time.perf_counter() - started) * 1000.0
         if chunk.duration > 0:
             self.times.vad_ms_per_s = VoiceTimes._blend(
