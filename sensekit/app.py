@@ -4,8 +4,13 @@ Cameras and microphones are polled by the same loop; their per-zone windows meet
 WindowAssembler, which is the only way to the publisher. A microphone that cannot be opened
 or goes away is retried with back-off while the cameras keep running.
 
+A live source that fails, ends or stalls is reopened with jittered back-off, in the background,
+so the loop never waits for a driver; while it is down the other sources keep counting and the
+stats say what is degraded. The loop reports its progress to the systemd watchdog.
+
 Shutdown order on a stop request: stop reading, close every open window where the last frame
-or chunk left it, publish those windows, publish `stopped`, wait (bounded) for the acks.
+or chunk left it, spool those windows, then (unless the publisher is being kept for a reload)
+flush the spool to the broker within a bounded time and publish `stopped`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from typing import Any, Protocol
 from sensekit.aggregate import WindowAggregator
 from sensekit.aggregate_voice import VoiceAggregator
 from sensekit.assemble import WindowAssembler
-from sensekit.config import CameraConfig, Config, MicrophoneConfig, ReplayMode
+from sensekit.backoff import Backoff
+from sensekit.config import AtEnd, CameraConfig, Config, MicrophoneConfig, ReplayMode
 from sensekit.errors import SourceError
-from sensekit.health import HealthReporter
+from sensekit.health import HealthReporter, model_info
 from sensekit.sources.audio import AudioSource, describe_audio_source, is_audio_file
 from sensekit.sources.capture import CaptureSource
 from sensekit.sources.kinds import describe_source, is_live_source
 from sensekit.sources.readers import open_reader
+from sensekit.systemd import Notifier, Watchdog
 from sensekit.tracker import Tracker
 from sensekit.types import FaceWindow, ZoneWindow
 from sensekit.vision.detector import DetectorOptions, FaceDetector
@@ -37,7 +44,7 @@ from sensekit.zones import ZoneMap
 
 log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+REOPEN_MAX_S = 60.0
 SHUTDOWN_FLUSH_S = 10.0
 
 
@@ -50,22 +57,26 @@ class WindowPublisher(Protocol):
 
     def stop(self, timeout_s: float = 5.0) -> int: ...
 
+    def health(self) -> dict[str, Any]: ...
+
 
 @dataclass
 class Reopening:
     """Back-off state of a live source that failed: why, how often, and when to try again.
     Cameras and microphones share it, so they back off the same way."""
 
-    failures: int = 0
+    backoff: Backoff = field(default_factory=lambda: Backoff(1.0, REOPEN_MAX_S))
     retry_at: float | None = None
     error: str | None = None
+    reopens: int = 0
+    opening: bool = False
 
     def schedule(self, error: str) -> float:
         """Record a failure; returns the delay before the next attempt."""
-        delay = RECONNECT_DELAYS_S[min(self.failures, len(RECONNECT_DELAYS_S) - 1)]
-        self.failures += 1
+        delay = self.backoff.next_delay()
         self.retry_at = time.monotonic() + delay
         self.error = error
+        self.opening = False
         return delay
 
     @property
@@ -76,8 +87,20 @@ class Reopening:
     def due(self) -> bool:
         return self.retry_at is not None and time.monotonic() >= self.retry_at
 
+    def attempt(self) -> None:
+        self.retry_at = None
+        self.opening = True
+        self.reopens += 1
+
     def succeeded(self) -> None:
-        self.failures, self.retry_at, self.error = 0, None, None
+        self.backoff.reset()
+        self.retry_at, self.error, self.opening = None, None, False
+
+    @property
+    def state(self) -> str:
+        if self.opening:
+            return "opening"
+        return "reopening" if self.error else "ok"
 
 
 @dataclass
@@ -128,13 +151,20 @@ class Daemon:
         replay_start: float | None = None,
         clock: Callable[[], float] = time.time,
         on_window: Callable[[dict[str, Any]], None] | None = None,
+        notifier: Notifier | None = None,
+        watchdog: Watchdog | None = None,
+        spool_stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.publisher = publisher
         self._clock = clock
         self._on_window = on_window
+        self._notifier = notifier or Notifier(None)
+        self._watchdog = watchdog
+        self._spool_stats = spool_stats
         self.health = HealthReporter(config.site, config.device)
         self.windows_published = 0
+        self.latest_stats: dict[str, Any] | None = None
         self.first_frame = threading.Event()
         classifier_options = ExpressionOptions(
             model_path=config.expression.model_path,
@@ -143,6 +173,7 @@ class Daemon:
         )
         self._replay_start = replay_start
         self.cameras: list[CameraRuntime] = []
+        models: dict[str, Any] = {}
         for camera in config.cameras:
             pipeline = VisionPipeline(
                 FaceDetector(_detector_options(camera, config.inference_threads)),
@@ -155,6 +186,8 @@ class Daemon:
                 ZoneMap.from_config(camera),
                 config.expression.min_face_px,
             )
+            models[f"detector_{camera.detector.model.value}"] = pipeline.detector.model_path
+            models["expression"] = pipeline.classifier.model_path
             aggregator = WindowAggregator(
                 config.site,
                 config.device,
@@ -176,12 +209,13 @@ class Daemon:
         self.microphones: list[MicrophoneRuntime] = []
         if config.microphones:
             self.voice = build_voice_runtime(config)
+            models["voice"] = self.voice.model_path
             latency = config.voice.vad.window_s + config.voice.vad.max_pause_s + 1.0
             for mic in config.microphones:
                 self.microphones.append(
                     MicrophoneRuntime(
                         mic,
-                        self._make_audio_source(mic),
+                        self._make_audio_source(mic, replay_start),
                         VoiceAggregator(
                             mic.name,
                             mic.zone,
@@ -192,6 +226,7 @@ class Daemon:
                         live=not is_audio_file(mic.source),
                     )
                 )
+        self.models = {name: model_info(path) for name, path in models.items()}
         zone_sources: dict[str, set[str]] = {}
         for camera in config.cameras:
             for zone in camera.effective_zones():
@@ -208,7 +243,7 @@ class Daemon:
         )
         self._live = any(c.live for c in self.cameras) or any(m.live for m in self.microphones)
 
-    def _make_source(self, camera: CameraConfig, replay_start: float | None) -> CaptureSource:
+    def _make_source(self, camera: CameraConfig, start_time: float | None) -> CaptureSource:
         def factory() -> Any:
             return open_reader(
                 camera.name,
@@ -224,11 +259,12 @@ class Daemon:
             factory,
             queue_size=camera.queue_size,
             realtime=camera.replay is ReplayMode.REALTIME,
-            start_time=replay_start,
+            start_time=start_time,
             clock=self._clock,
+            stall_s=camera.stall_timeout_s,
         )
 
-    def _make_audio_source(self, mic: MicrophoneConfig) -> AudioSource:
+    def _make_audio_source(self, mic: MicrophoneConfig, start_time: float | None) -> AudioSource:
         from sensekit.sources.audio import open_audio_source
 
         return open_audio_source(
@@ -236,10 +272,11 @@ class Daemon:
             mic.source,
             mic.sample_rate,
             realtime=mic.replay is ReplayMode.REALTIME,
-            start_time=self._replay_start,
+            start_time=start_time,
             clock=self._clock,
             block_s=mic.block_s,
             buffer_s=mic.buffer_s,
+            stall_s=mic.stall_timeout_s,
         )
 
     def start_sources(self) -> None:
@@ -271,6 +308,13 @@ class Daemon:
             except SourceError as exc:
                 self._schedule_reopen_microphone(mic, str(exc))
 
+    def stop_sources(self) -> None:
+        """Release the devices (a failed start-up, or a reload that could not build)."""
+        for runtime in self.cameras:
+            runtime.source.stop()
+        for mic in self.microphones:
+            mic.source.stop()
+
     def _publish(self, windows: list[ZoneWindow]) -> None:
         for window in windows:
             payload = self.publisher.publish_window(window)
@@ -283,86 +327,140 @@ class Daemon:
         if windows:
             self._publish(self.assembler.add_faces(runtime.config.name, windows))
 
-    def run(self, stop: threading.Event) -> int:
-        """The inference loop; returns when `stop` is set or every replay has ended."""
+    def _first_data(self) -> None:
+        if self.first_frame.is_set():
+            return
+        self.first_frame.set()
+        sources = [c.config.name for c in self.cameras] + [m.config.name for m in self.microphones]
+        self._notifier.ready(f"counting: {', '.join(sources)}")
+
+    def _expecting_data(self) -> bool:
+        """Whether some source is open and supposed to be delivering right now."""
+        return any(
+            not c.done and not c.reopening.waiting and not c.source.opening for c in self.cameras
+        ) or any(not m.done and not m.reopening.waiting for m in self.microphones)
+
+    def run(self, stop: threading.Event, interrupt: Callable[[], bool] | None = None) -> int:
+        """The inference loop; returns when `stop` is set, when every replay has ended, or when
+        `interrupt()` says so (a reload that needs a new pipeline: the windows are closed and
+        spooled, and the publisher is left running)."""
         next_stats = time.monotonic() + self.config.stats.interval_s
         next_expiry = time.monotonic() + 1.0
         while not stop.is_set():
+            if interrupt is not None and interrupt():
+                return self.shutdown(stop_publisher=False)
             active = [c for c in self.cameras if not c.done]
             listening = [m for m in self.microphones if not m.done]
             if not active and not listening:
                 break
             timeout = 0.2 / (len(active) + len(listening))
+            worked = False
             for runtime in active:
-                self._step(runtime, timeout)
+                worked |= self._step(runtime, timeout)
             for mic in listening:
-                self._step_microphone(mic, timeout)
+                worked |= self._step_microphone(mic, timeout)
+            if self._watchdog is not None and (worked or not self._expecting_data()):
+                self._watchdog.progress()
             if self._live and time.monotonic() >= next_expiry:
                 next_expiry = time.monotonic() + 1.0
                 self._publish(self.assembler.expire(self._clock()))
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.config.stats.interval_s
-                self.publisher.publish_stats(self.stats())
+                self.publish_stats()
         return self.shutdown()
 
-    def _step(self, runtime: CameraRuntime, timeout: float) -> None:
+    def publish_stats(self) -> None:
+        self.latest_stats = self.stats()
+        self.publisher.publish_stats(self.latest_stats)
+
+    def _step(self, runtime: CameraRuntime, timeout: float) -> bool:
+        """One read from one camera; True when a frame was processed."""
         if runtime.reopening.waiting:
             if runtime.reopening.due:
                 self._reopen(runtime)
-            return
+            return False
         frame = runtime.source.read(timeout)
         if frame is not None:
-            if not self.first_frame.is_set():
-                self.first_frame.set()
+            self._first_data()
+            if runtime.reopening.opening:
+                runtime.reopening.succeeded()
+                self.assembler.source_present(runtime.config.name)
+                log.info("camera %s: reopened, frames are coming in again", runtime.config.name)
             _, observations = runtime.pipeline.process(frame)
             self.health.frame_processed(runtime.config.name)
             runtime.last_timestamp = frame.timestamp
             self._publish_faces(
                 runtime, runtime.aggregator.add_frame(frame.timestamp, observations)
             )
-            return
+            return True
         if not runtime.source.finished:
-            return
+            return False
         if runtime.live:
             self._schedule_reopen(runtime, runtime.source.error or "camera stopped")
-            return
+            return False
         if runtime.source.error:
             log.error("%s", runtime.source.error)
         end = runtime.source.end_timestamp or runtime.last_timestamp
+        if runtime.config.at_end is AtEnd.LOOP and end is not None and not runtime.source.error:
+            log.info("camera %s: end of media, replaying it again", runtime.config.name)
+            runtime.source = self._make_source(runtime.config, end)
+            runtime.source.start()
+            return False
         if end is not None:
             self._publish_faces(runtime, runtime.aggregator.flush(end))
         log.info("camera %s: end of media", runtime.config.name)
         runtime.done = True
         self._publish(self.assembler.source_absent(runtime.config.name))
+        return False
 
-    def _step_microphone(self, mic: MicrophoneRuntime, timeout: float) -> None:
+    def _step_microphone(self, mic: MicrophoneRuntime, timeout: float) -> bool:
+        """One read from one microphone; True when audio was analysed."""
         assert self.voice is not None
         if mic.reopening.waiting:
             if mic.reopening.due:
                 self._reopen_microphone(mic)
-            return
+            return False
         chunk = mic.source.read(timeout)
         if chunk is not None:
-            if not self.first_frame.is_set():
-                self.first_frame.set()
+            self._first_data()
+            if mic.reopening.opening:
+                mic.reopening.succeeded()
+                self.assembler.source_present(mic.config.name)
+                log.info("microphone %s: reopened, audio is coming in again", mic.config.name)
             results = self.voice.pipeline.process(chunk)
             mic.speech_windows += len(results)
             mic.aggregator.add(results)
             mic.last_end = chunk.end
             windows = mic.aggregator.heard(chunk.timestamp, chunk.end)
             self._publish(self.assembler.add_voice(mic.config.name, windows))
-            return
+            return True
         if not mic.source.finished:
-            return
-        self._finish_microphone(mic, mic.source.end_timestamp or mic.last_end)
+            return False
+        end = mic.source.end_timestamp or mic.last_end
+        if (
+            not mic.live
+            and mic.config.at_end is AtEnd.LOOP
+            and end is not None
+            and not mic.source.error
+        ):
+            # The speech in progress ends with the file; the windows go on.
+            results = self.voice.pipeline.finish(mic.config.name)
+            mic.speech_windows += len(results)
+            mic.aggregator.add(results)
+            log.info("microphone %s: end of audio, replaying it again", mic.config.name)
+            mic.source = self._make_audio_source(mic.config, end)
+            mic.source.start()
+            return False
+        self._finish_microphone(mic, end)
         if mic.live:
             error = mic.source.error or f"microphone {mic.config.name}: stopped delivering audio"
             self._schedule_reopen_microphone(mic, error)
-            return
+            return False
         if mic.source.error:
             log.error("%s", mic.source.error)
         log.info("microphone %s: end of audio", mic.config.name)
         mic.done = True
+        return False
 
     def _finish_microphone(self, mic: MicrophoneRuntime, end: float | None) -> None:
         """The stream ended: analyse the open speech, close its windows, stop waiting for it."""
@@ -377,47 +475,62 @@ class Daemon:
     def _schedule_reopen_microphone(self, mic: MicrophoneRuntime, error: str) -> None:
         delay = mic.reopening.schedule(error)
         self._publish(self.assembler.source_absent(mic.config.name))
-        log.warning("%s; retrying in %.0f s (the cameras keep running)", error, delay)
+        log.warning("%s; retrying in %.0f s (the other sources keep counting)", error, delay)
+        self._notifier.status(f"degraded: {error}")
 
     def _reopen_microphone(self, mic: MicrophoneRuntime) -> None:
-        mic.source = self._make_audio_source(mic.config)
-        if self._restart(mic.config.name, mic.source.start, mic.reopening):
-            log.info("microphone %s: opened", mic.config.name)
-        else:
-            self._schedule_reopen_microphone(mic, mic.reopening.error or "cannot open")
+        mic.reopening.attempt()
+        mic.source = self._make_audio_source(mic.config, None)
+        try:
+            mic.source.start()
+        except SourceError as exc:
+            self._schedule_reopen_microphone(mic, str(exc))
 
     def _schedule_reopen(self, runtime: CameraRuntime, error: str) -> None:
         delay = runtime.reopening.schedule(error)
         self._publish(self.assembler.source_absent(runtime.config.name))
-        log.warning("camera %s: %s; reopening in %.0f s", runtime.config.name, error, delay)
+        log.warning(
+            "camera %s: %s; reopening in %.0f s (the other sources keep counting)",
+            runtime.config.name,
+            error,
+            delay,
+        )
+        self._notifier.status(f"degraded: camera {runtime.config.name}: {error}")
 
     def _reopen(self, runtime: CameraRuntime) -> None:
+        """Open a fresh source in its own thread; the loop goes on meanwhile."""
+        runtime.reopening.attempt()
         runtime.source = self._make_source(runtime.config, None)
-        if self._restart(runtime.config.name, runtime.source.start, runtime.reopening):
-            log.info("camera %s: reopened", runtime.config.name)
-        else:
-            self._schedule_reopen(runtime, runtime.reopening.error or "cannot open")
+        runtime.source.start_in_background()
 
-    def _restart(self, name: str, start: Callable[[], None], reopening: Reopening) -> bool:
-        """One reopening attempt; on success the zone's windows wait for this source again."""
-        try:
-            start()
-        except SourceError as exc:
-            reopening.error = str(exc)
-            return False
-        self.assembler.source_present(name)
-        reopening.succeeded()
-        return True
+    def degraded(self) -> list[str]:
+        """What is not working right now, in words, for the stats and the health endpoint."""
+        problems = []
+        for runtime in self.cameras:
+            state = runtime.reopening.state
+            if state != "ok" and not runtime.done:
+                problems.append(
+                    f"camera {runtime.config.name}: {state} ({runtime.reopening.error or ''})"
+                )
+        for mic in self.microphones:
+            state = mic.reopening.state
+            if state != "ok" and not mic.done:
+                problems.append(f"microphone {mic.config.name}: {state} ({mic.reopening.error})")
+        mqtt = self.publisher.health()
+        if not mqtt.get("connected", True):
+            problems.append(f"broker: {mqtt.get('state')} ({mqtt.get('last_error')})")
+        if self._watchdog is not None and self._watchdog.stalled:
+            problems.append("inference loop: no progress")
+        return problems
 
     def stats(self) -> dict[str, Any]:
         sources: dict[str, dict[str, Any]] = {}
         inference: dict[str, float] = {}
         for runtime in self.cameras:
             source_stats: dict[str, Any] = dict(runtime.source.stats())
-            source_stats["state"] = (
-                "error" if runtime.reopening.error else ("ended" if runtime.done else "ok")
-            )
+            source_stats["state"] = "ended" if runtime.done else runtime.reopening.state
             source_stats["error"] = runtime.reopening.error
+            source_stats["reopens"] = runtime.reopening.reopens
             sources[runtime.config.name] = source_stats
             times = runtime.pipeline.times
             model = runtime.config.detector.model.value
@@ -430,12 +543,13 @@ class Daemon:
             for mic in self.microphones:
                 raw = mic.source.stats()
                 microphones[mic.config.name] = {
-                    "state": "error" if mic.reopening.error else ("ended" if mic.done else "ok"),
+                    "state": "ended" if mic.done else mic.reopening.state,
                     "error": mic.reopening.error,
                     "audio_s": round(float(raw.get("audio_s", 0.0)), 1),
                     "overflows": int(raw.get("overflows", 0)),
                     "dropped_s": round(float(raw.get("dropped_s", 0.0)), 2),
                     "speech_windows": mic.speech_windows,
+                    "reopens": mic.reopening.reopens,
                 }
             times = self.voice.pipeline.times
             inference["voice_vad_per_s"] = times.vad_ms_per_s
@@ -447,15 +561,24 @@ class Daemon:
                 "calibrated": summary["calibrated"],
                 "normalisation_windows": summary["windows"],
             }
-        mqtt_state = getattr(self.publisher, "health", lambda: {})()
-        return self.health.report(self._clock(), sources, inference, mqtt_state, microphones, voice)
+        return self.health.report(
+            self._clock(),
+            sources,
+            inference,
+            self.publisher.health(),
+            microphones=microphones,
+            voice=voice,
+            models=self.models,
+            spool=self._spool_stats() if self._spool_stats else None,
+            windows_published=self.windows_published,
+            degraded=self.degraded(),
+        )
 
-    def shutdown(self) -> int:
-        """Close open windows where each camera's last frame left them, then stop publishing."""
-        for runtime in self.cameras:
-            runtime.source.stop()
-        for mic in self.microphones:
-            mic.source.stop()
+    def shutdown(self, stop_publisher: bool = True) -> int:
+        """Close open windows where each source left them and spool them; then, unless the
+        publisher is kept for a reload, flush to the broker (bounded) and publish `stopped`.
+        Returns the windows still waiting in the spool."""
+        self.stop_sources()
         for runtime in self.cameras:
             if runtime.done:
                 continue
@@ -474,7 +597,9 @@ class Daemon:
         if self.voice is not None:
             self.voice.normaliser.save()
         # A last health message, so a dashboard sees the final counters (drops, frames).
-        self.publisher.publish_stats(self.stats())
+        self.publish_stats()
+        if not stop_publisher:
+            return 0
         return self.publisher.stop(SHUTDOWN_FLUSH_S)
 
 

@@ -45,12 +45,17 @@ class LocalBroker:
         port: int | None = None,
         password_file: Path | None = None,
         tls_files: tuple[Path, Path, Path] | None = None,
+        persistent: bool = False,
     ) -> None:
-        """`tls_files`: (CA certificate, server certificate, server key) for a TLS listener."""
+        """`tls_files`: (CA certificate, server certificate, server key) for a TLS listener.
+        `persistent`: keep sessions and queued messages across stop()/start() of this object,
+        as a production mosquitto with `persistence true` does (the reliability tests bounce
+        the broker and expect a subscriber's session to survive)."""
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._password_file = password_file
         self._tls_files = tls_files
+        self._persistent = persistent
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -78,7 +83,8 @@ class LocalBroker:
                 "no MQTT broker given and mosquitto is not installed: install it "
                 "(sudo apt-get install mosquitto) or pass --broker mqtt://HOST:PORT"
             )
-        self._dir = tempfile.TemporaryDirectory(prefix="sensekit-broker-")
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="sensekit-broker-")
         config = Path(self._dir.name) / "mosquitto.conf"
         access = "allow_anonymous true\n"
         if self._password_file is not None:
@@ -92,8 +98,15 @@ class LocalBroker:
                 )
             )
             access += f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+        if self._persistent:
+            Path(self._dir.name).chmod(0o777)  # mosquitto started as root writes as its user
+        persistence = (
+            f"persistence true\npersistence_location {self._dir.name}/\n"
+            if self._persistent
+            else "persistence false\n"
+        )
         config.write_text(
-            f"listener {self.port} {self.host}\n{access}persistence false\n"
+            f"listener {self.port} {self.host}\n{access}{persistence}"
             "log_dest stderr\nlog_type error\n"
         )
         self._process = subprocess.Popen(
@@ -117,6 +130,14 @@ class LocalBroker:
         return (stderr or b"").decode(errors="replace").strip()
 
     def stop(self) -> None:
+        """Stop mosquitto; a persistent broker keeps its state for the next start()."""
+        self._stop_process()
+        if self._dir is not None and not self._persistent:
+            self._dir.cleanup()
+            self._dir = None
+
+    def remove(self) -> None:
+        """Stop and delete everything, persistent state included."""
         self._stop_process()
         if self._dir is not None:
             self._dir.cleanup()
@@ -131,4 +152,4 @@ class LocalBroker:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.remove()

@@ -1,8 +1,9 @@
 """The `sensekit` command. Wiring only: each subcommand calls into the package.
 
-Exit codes: 0 success; 1 unexpected failure or windows left unacknowledged at shutdown;
-2 invalid configuration or usage; 3 model missing or corrupt; 4 camera or media unusable;
-5 broker unusable (refused credentials, TLS files); 130 interrupted before start-up finished.
+Exit codes: 0 success (windows the broker has not acknowledged yet stay in the spool); 1
+unexpected failure; 2 invalid configuration or usage; 3 model missing or corrupt; 4 camera or
+media unusable; 5 broker unusable (TLS files or certificate); 6 state directory unusable (spool
+locked by another daemon, no permission); 130 interrupted before start-up finished.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ log = logging.getLogger("sensekit")
 
 EXIT_CODES = """exit codes:
   0  success            2  invalid config or usage   4  camera or media unusable
-  1  unexpected error   3  model missing or corrupt  5  broker refused or unusable"""
+  1  unexpected error   3  model missing or corrupt  5  broker TLS unusable
+  6  state directory unusable (spool in use by another daemon, permissions)"""
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -64,26 +66,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sensekit.app import Daemon
-    from sensekit.config import load_config
-    from sensekit.publish.mqtt import Identity, MqttPublisher
+    from sensekit.service import Service
 
-    config = load_config(Path(args.config))
-    setup_logging(args.log_level or config.logging.level)
-    log.info("sensekit %s starting: site %s, device %s", __version__, config.site, config.device)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))
-    daemon = Daemon(config, publisher)
-    publisher.start()
-    try:
-        daemon.start_sources()
-    except SensekitError:
-        publisher.stop(2.0)
-        raise
-    left = daemon.run(stop)
-    log.info("stopped: %d windows published", daemon.windows_published)
-    return 0 if left == 0 else 1
+    service = Service(Path(args.config), args.log_level)
+    service.install_signal_handlers()
+    return service.run()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -145,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the daemon: read the configured cameras (device index, /dev/videoN, video "
             "file, image folder, RTSP URL or picamera2) and microphones (PortAudio device or "
-            "audio file), publish one window per zone every aggregation.window_s seconds. On SIGTERM or SIGINT it closes and publishes the "
-            "current window, publishes status 'stopped' and exits 0."
+            "audio file), publish one window per zone every aggregation.window_s seconds. Every "
+            "window is written to the spool (<state_dir>/spool.sqlite) before it is sent and "
+            "removed after the broker's acknowledgement, so outages, crashes and power cuts lose "
+            "nothing. SIGTERM/SIGINT: close and spool the current window, flush to the broker "
+            "(at most 10 s), publish status 'stopped', exit 0. SIGHUP: reload the config; an "
+            "invalid one is rejected and the running one stays. Supports systemd Type=notify "
+            "and WatchdogSec."
         ),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

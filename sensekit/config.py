@@ -127,6 +127,13 @@ class ReplayMode(StrEnum):
     FAST = "fast"
 
 
+class AtEnd(StrEnum):
+    """What a replayed file does when it ends."""
+
+    STOP = "stop"
+    LOOP = "loop"
+
+
 class CameraConfig(_Strict):
     name: Name = "camera"
     source: str | int = Field(
@@ -142,6 +149,12 @@ class CameraConfig(_Strict):
         10.0, description="time base for an image folder (images have no timestamps)"
     )
     queue_size: Annotated[int, Field(ge=1, le=64)] = 2
+    at_end: AtEnd = Field(
+        AtEnd.STOP, description="a replayed file that ends: stop this camera, or loop it"
+    )
+    stall_timeout_s: Annotated[float, Field(ge=1.0, le=600.0)] = Field(
+        10.0, description="a live camera silent this long is closed and reopened"
+    )
     detector: DetectorConfig = DetectorConfig()
     anchor: Anchor = Anchor.BOX_CENTER
     zones: list[ZoneConfig] = Field(
@@ -210,6 +223,12 @@ class MicrophoneConfig(_Strict):
         10.0,
         description="ring buffer; when the analysis falls this far behind, oldest audio is dropped",
     )
+    at_end: AtEnd = Field(
+        AtEnd.STOP, description="a replayed file that ends: stop this microphone, or loop it"
+    )
+    stall_timeout_s: Annotated[float, Field(ge=1.0, le=600.0)] = Field(
+        3.0, description="a live microphone silent this long is closed and reopened"
+    )
 
     _source_not_empty = field_validator("source")(_not_blank)
 
@@ -256,8 +275,26 @@ class VoiceConfig(_Strict):
     )
 
 
+class HttpConfig(_Strict):
+    """A local health and Prometheus metrics endpoint (GET /healthz, GET /metrics)."""
+
+    enabled: bool = False
+    host: str = Field("127.0.0.1", description="bind address; keep it local unless firewalled")
+    port: Annotated[int, Field(ge=0, le=65535)] = 9750
+
+
 class StatsConfig(_Strict):
     interval_s: Annotated[float, Field(ge=1.0, le=3600.0)] = 30.0
+    http: HttpConfig = HttpConfig()
+
+
+class SpoolConfig(_Strict):
+    """Bounds of the on-disk store-and-forward spool (<state_dir>/spool.sqlite). When one is
+    reached the oldest windows are dropped and counted in the stats."""
+
+    max_windows: Annotated[int, Field(ge=10, le=10_000_000)] = 100_000
+    max_mb: Annotated[float, Field(gt=0.0, le=10_000.0)] = 50.0
+    max_age_h: Annotated[float, Field(gt=0.0, le=24 * 365)] = 720.0
 
 
 class LoggingConfig(_Strict):
@@ -277,6 +314,7 @@ class Config(_Strict):
     tracker: TrackerConfig = TrackerConfig()
     aggregation: AggregationConfig = AggregationConfig()
     stats: StatsConfig = StatsConfig()
+    spool: SpoolConfig = SpoolConfig()
     logging: LoggingConfig = LoggingConfig()
     inference_threads: Annotated[int, Field(ge=1, le=8)] = 1
     state_dir: Path | None = Field(

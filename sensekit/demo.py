@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from sensekit.config import Config, ReplayMode, load_config
 from sensekit.errors import BrokerError
 from sensekit.publish.mqtt import Identity, MqttPublisher
 from sensekit.publish.payloads import STATUS_STOPPED, Topics
+from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,11 @@ def run_demo(
             config = config.model_copy(update={"cameras": cameras, "microphones": mics})
         # Start the media at a window boundary, so its windows match the media's timeline.
         start = window_start(clock(), config.aggregation.window_s)
-        publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))
+        # A spool of its own, thrown away afterwards: sample windows must never wait in a
+        # deployed device's spool to be sent to its real broker later.
+        spool_dir = tempfile.TemporaryDirectory(prefix="sensekit-demo-")
+        spool = Spool(Path(spool_dir.name) / SPOOL_FILE, SpoolLimits())
+        publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device), spool)
         topics = publisher.topics
         printer = MessagePrinter(config.mqtt.host, config.mqtt.port, topics, out)
         printer.start()
@@ -144,6 +150,8 @@ def run_demo(
             time.sleep(0.2)  # let the last in-flight messages print
         finally:
             printer.stop()
+            spool.close()
+            spool_dir.cleanup()
         windows = sum(1 for topic, _, _ in printer.messages if topic.endswith("/window"))
         note(
             f"demo finished: {daemon.windows_published} windows published, {windows} received "

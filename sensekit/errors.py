@@ -35,3 +35,9 @@ class BrokerError(SensekitError):
     """The MQTT broker cannot be reached or refuses us."""
 
     exit_code = 5
+
+
+class SpoolError(SensekitError):
+    """The state directory holding the spool cannot be used (permissions, another daemon)."""
+
+    exit_code = 6

@@ -1,8 +1,12 @@
-"""Health numbers for the stats topic: rates, model times, drops, memory, temperature."""
+"""Health numbers for the stats topic: rates, model times, drops, spool, reconnects, memory,
+temperature, threads and file descriptors (the last two show leaks in a months-long run)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import resource
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +35,28 @@ def rss_mb() -> float:
     except OSError:
         pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def open_fds() -> int | None:
+    """File descriptors held now: a leak (sockets of a reconnect loop, a device reopened
+    without closing the old one) shows here long before the process runs out."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def model_info(path: Path) -> dict[str, str]:
+    """File name and the first 16 hex digits of its SHA-256: which model a device really runs,
+    whatever its configuration says."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return {"file": path.name, "sha256": "unreadable"}
+    return {"file": path.name, "sha256": digest.hexdigest()[:16]}
 
 
 def peak_rss_mb() -> float:
@@ -68,6 +94,10 @@ class HealthReporter:
         mqtt: dict[str, Any],
         microphones: dict[str, dict[str, Any]] | None = None,
         voice: dict[str, Any] | None = None,
+        models: dict[str, dict[str, str]] | None = None,
+        spool: dict[str, Any] | None = None,
+        windows_published: int = 0,
+        degraded: list[str] | None = None,
     ) -> dict[str, Any]:
         now = time.monotonic()
         elapsed = max(now - self.last_report, 1e-6)
@@ -87,6 +117,7 @@ class HealthReporter:
                 "skipped_fps": round(new_dropped / elapsed, 2),
                 "frames_processed": counters.processed_total,
                 "frames_dropped": int(dropped),
+                "reopens": int(source.get("reopens", 0)),
             }
             counters.last_captured, counters.last_dropped = captured, dropped
             counters.processed = 0
@@ -99,9 +130,15 @@ class HealthReporter:
             "cameras": cameras,
             "inference_ms": {k: round(v, 3) for k, v in inference_ms.items()},
             "mqtt": mqtt,
+            "spool": spool,
+            "windows_published": windows_published,
+            "degraded": degraded or [],
             "rss_mb": rss_mb(),
             "cpu_temp_c": cpu_temperature_c(),
+            "threads": threading.active_count(),
+            "open_fds": open_fds(),
             "version": __version__,
+            "models": models or {},
         }
         if microphones is not None:
             report["microphones"] = microphones

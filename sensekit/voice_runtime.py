@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sensekit.config import Config, numba_cache_dir, state_dir
@@ -34,6 +35,7 @@ class VoiceRuntime:
     normaliser: SiteNormaliser
     warm_up_s: float
     import_s: float
+    model_path: Path
 
 
 def prepare_numba_cache(config: Config) -> None:
@@ -102,4 +104,4 @@ def build_voice_runtime(config: Config) -> VoiceRuntime:
         if normaliser.calibrated
         else f"{voice.normalisation.mode}, training statistics for now",
     )
-    return VoiceRuntime(pipeline, normaliser, warm, imported)
+    return VoiceRuntime(pipeline, normaliser, warm, imported, classifier.model_path)

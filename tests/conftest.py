@@ -23,6 +23,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test (and each daemon it starts) gets its own state directory, as systemd's
+    StateDirectory= would give it: no spool or learned state leaks between tests, or into the
+    developer's ~/.local/state."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    return state
+
+
 @pytest.fixture
 def broker() -> Iterator[LocalBroker]:
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():

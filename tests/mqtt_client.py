@@ -40,11 +40,28 @@ class Received:
 
 
 class Subscriber:
-    def __init__(self, host: str, port: int, topic: str = "#", ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str = "#",
+        ca_file: str | None = None,
+        session: str | None = None,
+    ) -> None:
+        """`session`: a client id whose session (subscription and queued QoS 1 messages) the
+        broker keeps while this subscriber is away, like a dashboard's durable session."""
         self.messages: list[Received] = []
         self._lock = threading.Condition()
         self._ready = threading.Event()
-        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        if session is None:
+            self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        else:
+            self._client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=session,
+                clean_session=False,
+            )
+            self._client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)  # type: ignore[arg-type]
         self._client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *a: self._ready.set()
         self._client.on_message = self._on_message
@@ -80,6 +97,17 @@ class Subscriber:
 
     def windows(self) -> list[dict[str, Any]]:
         return [m.payload for m in self.messages if m.topic.endswith("/window")]
+
+    def unique_windows(self) -> list[dict[str, Any]]:
+        """Windows as a dashboard keeps them: the first copy of each window_id, in order of
+        arrival (a replay after a crash, or a retained copy, may repeat one)."""
+        seen: set[str] = set()
+        unique = []
+        for window in self.windows():
+            if window["window_id"] not in seen:
+                seen.add(window["window_id"])
+                unique.append(window)
+        return unique
 
     def states(self) -> list[str]:
         return [

@@ -170,6 +170,11 @@ class VoiceClassifier:
         self._output_quant = [out.quantization for out in self._model.outputs]
 
     @property
+    def model_path(self) -> Path:
+        """The model file in use, for the stats message (which model is this device running)."""
+        return self._model.path
+
+    @property
     def model(self) -> TFLiteModel:
         """The interpreter, for measuring the bare invoke against the whole stage."""
         return self._model

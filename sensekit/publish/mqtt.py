@@ -1,8 +1,18 @@
-"""MQTT publishing with paho-mqtt 2 (callback API version 2), QoS 1, TLS and credentials.
+"""MQTT publishing with paho-mqtt 2 (callback API version 2): QoS 1 windows from the spool.
+
+Windows never go to the network directly. `publish_window` commits the window to the durable
+spool (publish/spool.py) and returns; a forwarder thread hands the oldest spooled windows to
+paho in small batches while connected, and deletes each from the spool on its PUBACK. A batch is
+handed over only when the previous one is fully acknowledged: paho resends unacknowledged
+messages in order after a reconnect, so delivery stays in order through any number of outages.
+During an outage windows accumulate on disk, not in paho's memory.
+
+The broker connection is retried forever with jittered exponential back-off on paho's own
+network thread; nothing here blocks the inference loop. A broker that refuses our credentials
+is retried too (an operator fixes the config and sends SIGHUP), while windows wait in the spool.
 
 The status topic is retained: `online` once connected, `offline` set by the broker as our last
-will if we vanish, `stopped` on a clean shutdown. paho keeps QoS 1 messages queued while the
-connection is down and resends them after it reconnects.
+will if we vanish, `stopped` on a clean shutdown.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from sensekit.backoff import Backoff
 from sensekit.config import MqttConfig
 from sensekit.errors import BrokerError
 from sensekit.publish.payloads import (
@@ -28,15 +39,22 @@ from sensekit.publish.payloads import (
     Topics,
     encode,
     status_payload,
+    window_id,
     window_payload,
 )
+from sensekit.publish.spool import Spool
 from sensekit.types import ZoneWindow
 
 log = logging.getLogger(__name__)
 
 QOS = 1
-# CONNACK reason codes that retrying cannot fix: the configuration must change.
-_FATAL_CONNACK = {
+BATCH = 20
+"""Windows handed to paho at once; paho's own in-flight limit is 20."""
+STALE_BATCH_S = 60.0
+"""A batch unacknowledged this long on a live connection is sent again (a lost PUBACK)."""
+RECONNECT_MAX_S = 60.0
+# CONNACK reason codes that retrying with the same settings cannot fix.
+_REFUSALS = {
     "Bad user name or password",
     "Not authorized",
     "Client identifier not valid",
@@ -51,32 +69,47 @@ class Identity:
     device: str
 
 
-def _read_password(path: Path) -> str:
+def read_password(config: MqttConfig) -> str | None:
+    """The broker password, read from its file at every (re)connection set-up, so a reload
+    picks up a rotated password even when the config file itself did not change."""
+    if config.password_file is None:
+        return None
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return config.password_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise BrokerError(f"cannot read mqtt.password_file {path}: {exc.strerror}") from None
+        raise BrokerError(
+            f"cannot read mqtt.password_file {config.password_file}: {exc.strerror}"
+        ) from None
 
 
 class MqttPublisher:
-    def __init__(self, config: MqttConfig, identity: Identity, clock: Any = time.time) -> None:
+    def __init__(
+        self, config: MqttConfig, identity: Identity, spool: Spool, clock: Any = time.time
+    ) -> None:
         self.config = config
         self.identity = identity
+        self.spool = spool
         self.topics = Topics(config.topic_prefix, identity.site, identity.device)
         self._clock = clock
         self._connected = threading.Event()
         self._first_result = threading.Event()
-        self._fatal: str | None = None
+        self.state = "connecting"
+        self.last_error: str | None = None
         self.reconnects = 0
         self._ever_connected = False
-        self._seq = 0
         self._closing = False
-        # Message ids the broker has not acknowledged yet (QoS 1 PUBACK). paho keeps these
-        # messages queued across reconnects; its MQTTMessageInfo cannot say when a message
-        # published while disconnected is finally acknowledged, so we track on_publish.
-        self._unacked: set[int] = set()
+        self._backoff = Backoff(1.0, RECONNECT_MAX_S)
+        # Acknowledgement bookkeeping, shared with paho's network thread. paho may call
+        # on_publish before publish() has returned the message id to us, so early acks are
+        # remembered until the id is registered. Never hold this lock while calling into paho:
+        # paho calls on_publish with its own message lock held.
+        self._cv = threading.Condition()
+        self._windows_in_flight: dict[int, int] = {}  # mid -> spool seq
+        self._others_in_flight: set[int] = set()  # status and stats messages
         self._acked_early: set[int] = set()
-        self._acks = threading.Condition()
+        self._acked_seqs: list[int] = []
+        self._last_progress = time.monotonic()
+        self._forwarder: threading.Thread | None = None
         client_id = config.client_id or f"sensekit-{identity.site}-{identity.device}"
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -85,16 +118,17 @@ class MqttPublisher:
             clean_session=False,
         )
         self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=60)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=int(RECONNECT_MAX_S))
+        self.password = read_password(config)
         if config.username is not None:
-            password = _read_password(config.password_file) if config.password_file else None
-            self._client.username_pw_set(config.username, password)
+            self._client.username_pw_set(config.username, self.password)
         if config.use_tls:
             self._configure_tls()
         self._client.will_set(
             self.topics.status, self._status(STATUS_OFFLINE), qos=QOS, retain=True
         )
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
 
@@ -123,157 +157,275 @@ class MqttPublisher:
             status_payload(self.identity.site, self.identity.device, state, self._clock())
         )
 
+    @property
+    def _broker(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def _retry_later(self) -> float:
+        """Set paho's next reconnect delay from our jittered back-off (paho's own doubles
+        without jitter); returns it for the log line."""
+        delay = self._backoff.next_delay()
+        self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        return delay
+
     # paho callbacks run on its network thread -------------------------------------------
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if reason.is_failure:
             text = str(reason)
-            if text in _FATAL_CONNACK:
-                self._fatal = (
-                    f"broker {self.config.host}:{self.config.port} refused the connection: {text}"
-                    " (check mqtt.username, mqtt.password_file and the broker's ACL)"
+            self.last_error = f"broker {self._broker} refused the connection: {text}"
+            if text in _REFUSALS:
+                self.state = "refused"
+                log.error(
+                    "%s (check mqtt.username, mqtt.password_file and the broker's ACL, then "
+                    "reload with SIGHUP); windows are kept in the spool (%d waiting)",
+                    self.last_error,
+                    self.spool.depth,
                 )
             else:
-                log.warning("broker refused the connection: %s; retrying", text)
+                log.warning("%s; retrying", self.last_error)
             self._first_result.set()
             return
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True
-        log.info("connected to broker %s:%s", self.config.host, self.config.port)
-        client.publish(self.topics.status, self._status(STATUS_ONLINE), qos=QOS, retain=True)
-        self._connected.set()
+        self._backoff.reset()
+        self.state = "connected"
+        self.last_error = None
+        log.info(
+            "connected to broker %s (%d window(s) waiting in the spool)",
+            self._broker,
+            self.spool.depth,
+        )
+        info = client.publish(self.topics.status, self._status(STATUS_ONLINE), qos=QOS, retain=True)
+        self._register(info, None)
+        with self._cv:
+            self._last_progress = time.monotonic()
+            self._connected.set()
+            self._cv.notify_all()
         self._first_result.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        delay = self._retry_later()
+        if self.state != "refused":
+            self.state = "disconnected"
+        log.debug("broker %s not reachable; next attempt in %.1f s", self._broker, delay)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
-        if self._connected.is_set() and not self._closing:
-            log.warning("lost the broker connection (%s); reconnecting in the background", reason)
+        was_connected = self._connected.is_set()
         self._connected.clear()
+        if self._closing:
+            return
+        delay = self._retry_later()
+        if self.state != "refused":
+            self.state = "disconnected"
+        if was_connected:
+            self.last_error = f"lost the connection to broker {self._broker} ({reason})"
+            log.warning(
+                "%s; reconnecting in %.1f s, windows are kept in the spool", self.last_error, delay
+            )
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
-        with self._acks:
-            if mid in self._unacked:
-                self._unacked.discard(mid)
-            else:  # acknowledged before publish() returned to us
+        with self._cv:
+            seq = self._windows_in_flight.pop(mid, None)
+            if seq is not None:
+                self._acked_seqs.append(seq)
+                self._last_progress = time.monotonic()
+            elif mid in self._others_in_flight:
+                self._others_in_flight.discard(mid)
+            else:  # acknowledged before publish() returned the id to us
                 self._acked_early.add(mid)
-            self._acks.notify_all()
+            self._cv.notify_all()
 
-    def _track(self, info: mqtt.MQTTMessageInfo) -> None:
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            # Not queued at all (paho's queue refused it): nothing will ever acknowledge it.
-            log.error("message %s was not queued: %s", info.mid, mqtt.error_string(info.rc))
-            return
-        with self._acks:
+    def _register(self, info: mqtt.MQTTMessageInfo, seq: int | None) -> bool:
+        """Remember a message until its acknowledgement; False if paho did not queue it."""
+        queued = info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN)
+        with self._cv:
             if info.mid in self._acked_early:
                 self._acked_early.discard(info.mid)
-            else:
-                self._unacked.add(info.mid)
+                if seq is not None:
+                    self._acked_seqs.append(seq)
+                    self._cv.notify_all()
+            elif queued and seq is not None:
+                self._windows_in_flight[info.mid] = seq
+            elif queued and info.mid:
+                self._others_in_flight.add(info.mid)
+        if not queued:
+            log.error("message %s was not queued: %s", info.mid, mqtt.error_string(info.rc))
+        return queued
+
+    # the forwarder: spool -> paho, acknowledged -> deleted ---------------------------------
+    def _forward(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(
+                    lambda: (
+                        bool(self._acked_seqs)
+                        or self._closing
+                        or (
+                            self._connected.is_set()
+                            and not self._windows_in_flight
+                            and self.spool.depth > 0
+                        )
+                    ),
+                    timeout=1.0,
+                )
+                acked, self._acked_seqs = self._acked_seqs, []
+                if self._closing and not acked:
+                    return
+                idle = self._connected.is_set() and not self._windows_in_flight
+                stale = (
+                    self._connected.is_set()
+                    and bool(self._windows_in_flight)
+                    and time.monotonic() - self._last_progress > STALE_BATCH_S
+                )
+                if stale:
+                    log.warning(
+                        "%d window(s) unacknowledged for %.0f s; sending them again",
+                        len(self._windows_in_flight),
+                        STALE_BATCH_S,
+                    )
+                    self._windows_in_flight.clear()
+                    idle = True
+            if acked:
+                self.spool.remove(acked)
+            if idle:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        for window in self.spool.pending(BATCH):
+            if not self._connected.is_set():
+                return
+            info = self._client.publish(window.topic, window.payload, qos=QOS, retain=True)
+            if not self._register(info, window.seq):
+                return  # keep the order: the rest waits for the next round
+            with self._cv:
+                self._last_progress = time.monotonic()
 
     # public --------------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    @property
-    def fatal_error(self) -> str | None:
-        return self._fatal
-
     def start(self, wait_s: float | None = None) -> None:
-        """Start the network loop; wait up to `wait_s` for the first answer of the broker.
-
-        A refusal of our credentials raises BrokerError (retrying cannot fix it). An
-        unreachable broker is logged and retried in the background.
-        """
+        """Start the network loop and the forwarder; wait up to `wait_s` for the broker's first
+        answer. Only what no retry can fix (a certificate that does not verify) raises."""
+        self._forwarder = threading.Thread(target=self._forward, name="mqtt-forward", daemon=True)
+        self._forwarder.start()
         try:
-            # A first connection in this thread, so that what no retry can fix (a certificate
-            # that does not verify) fails now, in words, instead of being retried forever in
-            # the background. An unreachable or unresolvable broker (the network may come up
-            # after us at boot) is retried.
+            # A first connection in this thread, so that a certificate that does not verify
+            # fails now, in words. An unreachable or unresolvable broker (the network may come
+            # up after us at boot) is retried in the background.
             self._client.connect(self.config.host, self.config.port, self.config.keepalive_s)
         except ssl.SSLError as exc:
+            self.close()
             raise BrokerError(
-                f"TLS with broker {self.config.host}:{self.config.port} failed: {exc.reason or exc}"
+                f"TLS with broker {self._broker} failed: {exc.reason or exc}"
                 " (check mqtt.tls.ca_file and that the broker's certificate names this host)"
             ) from None
         except (OSError, ValueError) as exc:
+            self.state = "disconnected"
+            self.last_error = f"broker {self._broker} not reachable: {exc}"
             log.warning(
-                "broker %s:%s not reachable (%s); retrying in the background",
-                self.config.host,
-                self.config.port,
-                exc,
+                "%s; retrying in the background, windows wait in the spool", self.last_error
             )
+            self._retry_later()
             self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
             self._client.loop_start()
             return
         self._client.loop_start()
         timeout = self.config.connect_timeout_s if wait_s is None else wait_s
         self._first_result.wait(timeout)
-        if self._fatal:
-            self.close()
-            raise BrokerError(self._fatal)
-        if not self.connected:
+        if not self.connected and self.state != "refused":
             log.warning(
-                "no answer yet from broker %s:%s; windows are queued until it connects",
-                self.config.host,
-                self.config.port,
+                "no answer yet from broker %s; windows wait in the spool until it connects",
+                self._broker,
             )
 
     def publish_window(self, window: ZoneWindow) -> dict[str, Any]:
-        self._seq += 1
-        payload = window_payload(window, self._seq)
-        info = self._client.publish(
-            self.topics.window(window.zone), encode(payload), qos=QOS, retain=True
-        )
-        self._track(info)
-        return payload
+        """Commit the window to the spool (durable) and return at once; the forwarder sends it."""
+        built: dict[str, Any] = {}
+
+        def build(seq: int) -> bytes:
+            built.update(window_payload(window, seq))
+            return encode(built)
+
+        self.spool.append(window_id(window), self.topics.window(window.zone), build)
+        with self._cv:
+            self._cv.notify_all()
+        return built
 
     def health(self) -> dict[str, Any]:
         """Connection state for the stats topic."""
+        with self._cv:
+            in_flight = len(self._windows_in_flight)
         return {
             "connected": self.connected,
+            "state": self.state,
             "reconnects": self.reconnects,
-            "unacknowledged": self.unacknowledged,
+            "unacknowledged": in_flight,
+            "last_error": self.last_error,
         }
 
     def publish_stats(self, payload: dict[str, Any]) -> None:
-        self._client.publish(self.topics.stats, encode(payload), qos=0, retain=False)
-
-    @property
-    def unacknowledged(self) -> int:
-        with self._acks:
-            return len(self._unacked)
+        """Best effort (QoS 0): a stats message is stale by the next one, so none is queued
+        while the broker is away."""
+        if self.connected:
+            self._register(
+                self._client.publish(self.topics.stats, encode(payload), qos=0, retain=False),
+                None,
+            )
 
     def flush(self, timeout_s: float) -> int:
-        """Wait up to `timeout_s` for the broker to acknowledge every queued message; returns
-        how many are still unacknowledged."""
+        """Wait up to `timeout_s` for the broker to acknowledge every spooled window; returns
+        how many are still waiting (they stay in the spool for the next start)."""
         deadline = time.monotonic() + timeout_s
-        with self._acks:
-            while self._unacked:
+        with self._cv:
+            while self.spool.depth or self._acked_seqs:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or not self._forwarder_alive():
                     break
-                self._acks.wait(remaining)
-            return len(self._unacked)
+                self._cv.wait(min(remaining, 0.2))
+        return self.spool.depth
+
+    def _forwarder_alive(self) -> bool:
+        return self._forwarder is not None and self._forwarder.is_alive()
 
     def stop(self, timeout_s: float = 5.0) -> int:
-        """Publish `stopped`, flush, disconnect. Returns the windows left unacknowledged."""
-        self._track(
-            self._client.publish(
+        """Flush the spool (bounded), publish `stopped`, disconnect. Returns the windows left in
+        the spool: not lost, they are sent at the next start."""
+        deadline = time.monotonic() + timeout_s
+        left = self.flush(timeout_s) if self.connected else self.spool.depth
+        if self.connected:
+            info = self._client.publish(
                 self.topics.status, self._status(STATUS_STOPPED), qos=QOS, retain=True
             )
-        )
-        left = self.flush(timeout_s)
+            self._register(info, None)
+            with self._cv:
+                self._cv.wait_for(
+                    lambda: info.mid not in self._others_in_flight,
+                    timeout=max(deadline - time.monotonic(), 1.0),
+                )
         if left:
-            log.error("%d message(s) were not acknowledged by the broker before shutdown", left)
+            log.warning(
+                "%d window(s) not yet acknowledged by the broker stay in the spool %s and are "
+                "sent at the next start",
+                left,
+                self.spool.path,
+            )
         self.close()
         return left
 
     def close(self) -> None:
-        self._closing = True
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
         self._client.disconnect()
         self._client.loop_stop()
+        if self._forwarder is not None:
+            self._forwarder.join(timeout=5.0)

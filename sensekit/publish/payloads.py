@@ -16,7 +16,7 @@ from sensekit.types import FaceWindow, VoiceWindow, ZoneWindow
 
 WINDOW_SCHEMA = "sensekit.window/2"
 STATUS_SCHEMA = "sensekit.status/1"
-STATS_SCHEMA = "sensekit.stats/1"
+STATS_SCHEMA = "sensekit.stats/2"
 
 STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
 

@@ -88,6 +88,7 @@ def open_audio_source(
     clock: Callable[[], float] = time.time,
     block_s: float = 0.1,
     buffer_s: float = 10.0,
+    stall_s: float = 3.0,
 ) -> AudioSource:
     """The source for a configured value: an audio file is replayed, anything else (None,
     "default", a device index, a device-name substring) is a microphone.
@@ -112,5 +113,11 @@ def open_audio_source(
     from sensekit.sources.microphone import MicrophoneSource
 
     return MicrophoneSource(
-        name, source, sample_rate, clock=clock, block_s=block_s, buffer_s=buffer_s
+        name,
+        source,
+        sample_rate,
+        clock=clock,
+        block_s=block_s,
+        buffer_s=buffer_s,
+        stall_s=stall_s,
     )

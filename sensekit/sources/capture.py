@@ -2,6 +2,11 @@
 
 Live sources are stamped with the capture time; replays with the media's own position plus the
 replay's start, so a file gives the same windows however fast it is read.
+
+A live source that goes silent without an error (an RTSP stream or a pipe whose writer hangs,
+a driver stuck in a read) is declared stalled after `stall_s` and abandoned: its thread may stay
+blocked in the driver, but the inference loop never waits for it, and the daemon opens a new
+source in its place.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ class CaptureSource:
         realtime: bool = True,
         start_time: float | None = None,
         clock: Callable[[], float] = time.time,
+        stall_s: float = 10.0,
     ) -> None:
         self.name = name
+        self._stall_s = stall_s
         self._factory = reader_factory
         self._realtime = realtime
         self._start_time = start_time
@@ -50,22 +57,64 @@ class CaptureSource:
         self._error: str | None = None
         self._captured = 0
         self._recent = deque[float](maxlen=60)
+        self._opened = threading.Event()
+        self._last_frame = time.monotonic()
+        self._abandoned = False
 
     def start(self) -> None:
+        """Open now, in the caller's thread, so a wrong source fails at start-up, clearly."""
+        reader, first = self._open()
+        self._begin(reader, first)
+
+    def start_in_background(self) -> None:
+        """Open in the capture thread: a reopen must never block the inference loop (an RTSP
+        connect can take half a minute, a pipe blocks until its writer is back). A failure ends
+        the source with an error, as a failure while reading would."""
+        self.queue = FrameQueue(self._queue_size, drop_oldest=True)
+        self._thread = threading.Thread(
+            target=self._open_and_run, name=f"capture-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self) -> tuple[FrameReader, tuple[np.ndarray, float | None]]:
         reader = self._factory()
         first = reader.read()
         if first is None:
             reader.close()
             kind = "camera" if reader.live else "media"
             raise SourceError(f"camera {self.name}: the {kind} opened but gave no frame")
-        self._reader = reader
-        self.queue = FrameQueue(self._queue_size, drop_oldest=reader.live or self._realtime)
-        if self._start_time is None:
-            self._start_time = self._clock()
+        return reader, first
+
+    def _begin(self, reader: FrameReader, first: tuple[np.ndarray, float | None]) -> None:
+        self._prepare(reader)
         self._thread = threading.Thread(
             target=self._run, args=(first,), name=f"capture-{self.name}", daemon=True
         )
         self._thread.start()
+
+    def _prepare(self, reader: FrameReader) -> None:
+        self._reader = reader
+        if not self._opened.is_set():
+            self.queue = FrameQueue(self._queue_size, drop_oldest=reader.live or self._realtime)
+        if self._start_time is None:
+            self._start_time = self._clock()
+        self._last_frame = time.monotonic()
+        self._opened.set()
+
+    def _open_and_run(self) -> None:
+        try:
+            reader, first = self._open()
+        except SourceError as exc:
+            self._error = str(exc)
+        except Exception as exc:  # a driver failure while opening must not end the process
+            self._error = f"camera {self.name}: cannot open: {exc}"
+        else:
+            if not self._stop.is_set():
+                self._prepare(reader)
+                self._run(first)
+                return
+            reader.close()
+        self._finished.set()
 
     def _run(self, first: tuple[np.ndarray, float | None]) -> None:
         reader = self._reader
@@ -93,7 +142,8 @@ class CaptureSource:
                 frame = VideoFrame(self.name, index, timestamp, np.ascontiguousarray(image))
                 index += 1
                 self._captured += 1
-                self._recent.append(time.monotonic())
+                self._last_frame = time.monotonic()
+                self._recent.append(self._last_frame)
                 if not self.queue.put(frame):
                     break
         except SourceError as exc:
@@ -108,7 +158,7 @@ class CaptureSource:
                 self._end_timestamp = self._start_time + last_media_time + step
             elif not self._stop.is_set() and self._error is None:
                 self._error = f"camera {self.name}: the camera stopped delivering frames"
-            if self._error:
+            if self._error and not self._abandoned:
                 log.error("%s", self._error)
             reader.close()
             self._finished.set()
@@ -117,7 +167,32 @@ class CaptureSource:
         return self.queue.get(timeout)
 
     @property
+    def opening(self) -> bool:
+        """Opening in the background: not expected to deliver frames yet."""
+        return not self._opened.is_set() and not self._finished.is_set()
+
+    def _check_stalled(self) -> None:
+        """A live source silent for `stall_s` is abandoned: the stop flag ends its thread
+        whenever the driver lets go, and nothing waits for that."""
+        if (
+            self._reader is None
+            or not self._reader.live
+            or self._finished.is_set()
+            or self._stop.is_set()
+            or len(self.queue)
+            or time.monotonic() - self._last_frame <= self._stall_s
+        ):
+            return
+        self._error = f"camera {self.name}: no frame for {self._stall_s:.0f} s (the stream stalled)"
+        log.error("%s", self._error)
+        self._abandoned = True
+        self._stop.set()
+        self.queue.close()
+        self._finished.set()
+
+    @property
     def finished(self) -> bool:
+        self._check_stalled()
         return self._finished.is_set() and len(self.queue) == 0
 
     @property
@@ -140,5 +215,5 @@ class CaptureSource:
     def stop(self) -> None:
         self._stop.set()
         self.queue.close()
-        if self._thread is not None:
+        if self._thread is not None and not self._abandoned:
             self._thread.join(timeout=5.0)

@@ -161,6 +161,11 @@ class FaceDetector:
         self._box_out, self._score_out = (0, 1) if boxes_first else (1, 0)
 
     @property
+    def model_path(self) -> Path:
+        """The model file in use, for the stats message (which model is this device running)."""
+        return self._model.path
+
+    @property
     def input_size(self) -> int:
         return self.spec.input_size
 

@@ -74,6 +74,11 @@ class ExpressionClassifier:
         self._out_quant = output.quantization
 
     @property
+    def model_path(self) -> Path:
+        """The model file in use, for the stats message (which model is this device running)."""
+        return self._model.path
+
+    @property
     def model(self) -> TFLiteModel:
         """The interpreter, for measuring the bare invoke against the whole stage."""
         return self._model

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from sensekit.broker import LocalBroker
-from tests.conftest import password_broker
 
 
 def write_video(path: Path, frames: int = 20) -> Path:
@@ -87,21 +86,6 @@ def test_truncated_video(tmp_path: Path, broker: LocalBroker) -> None:
 def test_camera_index_that_does_not_exist(tmp_path: Path, broker: LocalBroker) -> None:
     result = sensekit("run", "--config", str(config_file(tmp_path, broker.url, "57")))
     assert_clean_failure(result, 4, "camera cam: cannot open 57")
-
-
-def test_broker_refusing_the_credentials(tmp_path: Path) -> None:
-    video = write_video(tmp_path / "v.mp4")
-    secret = tmp_path / "password"
-    secret.write_text("wrong-password\n")
-    extra = f"  username: kiosk\n  password_file: {secret}\n"
-    with password_broker(tmp_path, "kiosk", "right-password") as broker:
-        config = tmp_path / "sensekit.yaml"
-        config.write_text(
-            f"site: test\ndevice: dev1\nmqtt:\n  url: {broker.url}\n{extra}"
-            f"cameras:\n  - name: cam\n    source: {str(video)!r}\n    replay: fast\n"
-        )
-        result = sensekit("run", "--config", str(config))
-    assert_clean_failure(result, 5, "refused the connection: Not authorized")
 
 
 def test_missing_password_file(tmp_path: Path, broker: LocalBroker) -> None:

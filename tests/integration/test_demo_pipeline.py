@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from sensekit.broker import LocalBroker
 from sensekit.config import load_config
 from sensekit.demo import demo_config_path
 from sensekit.publish.mqtt import Identity, MqttPublisher
+from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 from tests.conftest import DEMO_AUDIO_TRUTH, DEMO_TRUTH, DEMO_VIDEO
 from tests.mqtt_client import Subscriber
 
@@ -47,21 +49,23 @@ def sound_truth() -> dict:
     return json.loads(DEMO_AUDIO_TRUTH.read_text())
 
 
-def run_pipeline(broker: LocalBroker) -> Daemon:
+def run_pipeline(broker: LocalBroker, spool_dir: Path) -> Daemon:
     config = load_config(demo_config_path())
     config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"url": broker.url})})
-    publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device))
+    spool = Spool(spool_dir / SPOOL_FILE, SpoolLimits())
+    publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device), spool)
     daemon = Daemon(config, publisher, replay_start=START)
     publisher.start()
     daemon.start_sources()
     assert daemon.run(threading.Event()) == 0  # every window acknowledged
+    spool.close()
     return daemon
 
 
 def test_people_per_zone_and_window_match_the_known_content(
-    broker: LocalBroker, subscriber: Subscriber, truth: dict
+    broker: LocalBroker, subscriber: Subscriber, truth: dict, tmp_path: Path
 ) -> None:
-    daemon = run_pipeline(broker)
+    daemon = run_pipeline(broker, tmp_path)
     subscriber.wait_for(
         lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
     )
@@ -84,11 +88,11 @@ def test_people_per_zone_and_window_match_the_known_content(
 
 
 def test_voice_per_window_matches_the_known_sound(
-    broker: LocalBroker, subscriber: Subscriber, truth: dict, sound_truth: dict
+    broker: LocalBroker, subscriber: Subscriber, truth: dict, sound_truth: dict, tmp_path: Path
 ) -> None:
     """Speech is found where it was placed (not in the clicks or the air-conditioning), joins
     the camera's "inside" windows, and its breakdown appears only above both thresholds."""
-    run_pipeline(broker)
+    run_pipeline(broker, tmp_path)
     subscriber.wait_for(
         lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
     )
@@ -114,8 +118,10 @@ def test_voice_per_window_matches_the_known_sound(
     } == {True, False}
 
 
-def test_the_message_contract(broker: LocalBroker, subscriber: Subscriber, truth: dict) -> None:
-    run_pipeline(broker)
+def test_the_message_contract(
+    broker: LocalBroker, subscriber: Subscriber, truth: dict, tmp_path: Path
+) -> None:
+    run_pipeline(broker, tmp_path)
     subscriber.wait_for(
         lambda m: m.topic.endswith("/status") and m.payload.get("state") == "stopped"
     )
@@ -143,11 +149,11 @@ def test_the_message_contract(broker: LocalBroker, subscriber: Subscriber, truth
 
 
 def test_the_same_replay_gives_the_same_windows(
-    broker: LocalBroker, subscriber: Subscriber
+    broker: LocalBroker, subscriber: Subscriber, tmp_path: Path
 ) -> None:
     """Timestamps come from the media, not the clock: two runs publish identical windows."""
-    run_pipeline(broker)
-    run_pipeline(broker)
+    run_pipeline(broker, tmp_path)
+    run_pipeline(broker, tmp_path)
     # Delivery to the subscriber is asynchronous: wait for the second run's `stopped`.
     subscriber.wait_for(lambda m: subscriber.states().count("stopped") == 2)
     windows = subscriber.windows()
@@ -176,7 +182,7 @@ def test_sensekit_demo_needs_no_camera_and_no_broker() -> None:
     payloads = [json.loads(line) for line in lines if line.startswith("  {")]
     states = [p["state"] for p in payloads if p["schema"] == "sensekit.status/1"]
     assert states == ["online", "stopped"]
-    assert any(p["schema"] == "sensekit.stats/1" for p in payloads)  # the final health message
+    assert any(p["schema"] == "sensekit.stats/2" for p in payloads)  # the final health message
     assert "Traceback" not in result.stderr
 
 
