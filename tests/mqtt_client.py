@@ -47,6 +47,7 @@ class Subscriber:
         topic: str = "#",
         ca_file: str | None = None,
         session: str | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         """`session`: a client id whose session (subscription and queued QoS 1 messages) the
         broker keeps while this subscriber is away, like a dashboard's durable session."""
@@ -62,6 +63,8 @@ class Subscriber:
                 clean_session=False,
             )
             self._client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)  # type: ignore[arg-type]
+        if credentials is not None:
+            self._client.username_pw_set(*credentials)
         self._client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *a: self._ready.set()
         self._client.on_message = self._on_message

@@ -4,6 +4,7 @@ the real readers and capture thread (tests/virtual_camera.py writes real MJPEG).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,29 @@ def test_opening_a_pipe_nobody_writes_to_fails_in_bounded_time(
             VideoCaptureReader("cam", str(camera.path), fifo_timeout_s=0.3)
     finally:
         camera.stop()
+
+
+def test_a_stalled_camera_is_abandoned_and_a_new_source_takes_over(camera: FifoCamera) -> None:
+    """The daemon's answer to a stall: give up on the source whose read is blocked and open
+    another. The old reader is still blocked on the pipe when the new one opens; the camera
+    writing whole frames into an empty pipe keeps the two from tearing a frame apart."""
+    stalled = CaptureSource("cam", lambda: open_reader("cam", str(camera.path)), stall_s=1.0)
+    stalled.start()
+    try:
+        assert frames_for(stalled, 0.3)
+        camera.pause()
+        assert wait_finished(stalled, 3.0)
+    finally:
+        stalled.stop()  # returns at once: the thread is abandoned, still blocked in read()
+    assert stalled.error is not None and "stalled" in stalled.error
+    timer = threading.Timer(0.5, camera.resume)  # the new reader opens while nothing flows
+    timer.start()
+    try:
+        fresh = capture(camera)
+        try:
+            assert frames_for(fresh, 1.0)
+        finally:
+            fresh.stop()
+    finally:
+        timer.cancel()
+    assert fresh.error is None
