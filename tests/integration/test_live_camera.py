@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,7 +63,9 @@ class NotifySocket:
         self._sock.close()
 
 
-def live_config(tmp_path: Path, broker: LocalBroker, camera: FifoCamera, stall_s: float) -> Path:
+def live_config(
+    tmp_path: Path, broker: LocalBroker, camera: FifoCamera, stall_s: float, extra: str = ""
+) -> Path:
     config = tmp_path / "sensekit.yaml"
     config.write_text(
         f"""site: lab
@@ -76,17 +80,34 @@ aggregation:
   window_s: 5
 stats:
   interval_s: 1
-"""
+{extra}"""
     )
     return config
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def test_a_camera_that_fails_mid_stream_is_reopened_and_counting_resumes(
     tmp_path: Path, broker: LocalBroker, subscriber: Subscriber, camera: FifoCamera
 ) -> None:
-    daemon = DaemonProcess(live_config(tmp_path, broker, camera, stall_s=10))
+    http = "  http:\n    enabled: true\n    port: 0\n"
+    daemon = DaemonProcess(live_config(tmp_path, broker, camera, stall_s=10, extra=http))
     try:
         subscriber.wait_for(lambda m: m.topic.endswith("/window"), timeout=60)
+        line = daemon.wait_for_line("health and metrics on http://127.0.0.1:")
+        base = line.split("on ", 1)[1].removesuffix("/metrics")
+        status, metrics = fetch(f"{base}/metrics")
+        assert (
+            status == 200
+            and 'sensekit_camera_up{site="lab",device="pi-7",camera="door"} 1' in metrics
+        )
+        assert fetch(f"{base}/healthz")[0] == 200
         camera.hang_up()  # the camera is unplugged
         daemon.wait_for_line("stopped delivering frames", timeout=30)
         degraded = subscriber.wait_for(
@@ -94,6 +115,9 @@ def test_a_camera_that_fails_mid_stream_is_reopened_and_counting_resumes(
         ).payload
         assert degraded["cameras"]["door"]["state"] in ("opening", "reopening")
         assert any("camera door" in problem for problem in degraded["degraded"])
+        time.sleep(1.5)  # the endpoint serves the latest stats (1 s interval)
+        status, body = fetch(f"{base}/healthz")
+        assert status == 503 and "camera door" in body
         time.sleep(2.0)
         camera.reconnect()  # ... and plugged in again
         daemon.wait_for_line("camera door: reopened", timeout=90)
