@@ -165,6 +165,7 @@ class Daemon:
         self.health = HealthReporter(config.site, config.device)
         self.windows_published = 0
         self.latest_stats: dict[str, Any] | None = None
+        self._stats_due = False
         self.first_frame = threading.Event()
         classifier_options = ExpressionOptions(
             model_path=config.expression.model_path,
@@ -333,6 +334,7 @@ class Daemon:
         self.first_frame.set()
         sources = [c.config.name for c in self.cameras] + [m.config.name for m in self.microphones]
         self._notifier.ready(f"counting: {', '.join(sources)}")
+        self._stats_due = True  # the health endpoint and dashboards need not wait an interval
 
     def _expecting_data(self) -> bool:
         """Whether some source is open and supposed to be delivering right now."""
@@ -364,8 +366,9 @@ class Daemon:
             if self._live and time.monotonic() >= next_expiry:
                 next_expiry = time.monotonic() + 1.0
                 self._publish(self.assembler.expire(self._clock()))
-            if time.monotonic() >= next_stats:
+            if self._stats_due or time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.config.stats.interval_s
+                self._stats_due = False
                 self.publish_stats()
         return self.shutdown()
 

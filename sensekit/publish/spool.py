@@ -79,7 +79,18 @@ class Spool:
         self._clock = clock
         self._lock = threading.Lock()
         self._delivered = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpoolError(
+                f"cannot create the state directory {path.parent}: {exc.strerror} (set state_dir "
+                "to a writable directory, or run under systemd with StateDirectory=sensekit)"
+            ) from None
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise SpoolError(
+                f"the state directory {path.parent} is not writable by this user: the spool "
+                "cannot be kept there (fix its owner, or set state_dir)"
+            )
         self._lockfile = _exclusive_lock(path)
         try:
             self._db = _open_checked(path)

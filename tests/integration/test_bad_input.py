@@ -112,3 +112,12 @@ def test_every_subcommand_explains_itself(command: str) -> None:
 def test_version() -> None:
     result = sensekit("--version")
     assert result.returncode == 0 and result.stdout.startswith("sensekit ")
+
+
+def test_an_unusable_state_directory(tmp_path: Path, broker: LocalBroker) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    video = write_video(tmp_path / "v.mp4")
+    extra = f"state_dir: {blocker / 'state'}\n"
+    result = sensekit("run", "--config", str(config_file(tmp_path, broker.url, str(video), extra)))
+    assert_clean_failure(result, 6, "cannot create the state directory")

@@ -10,24 +10,17 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
 from sensekit.broker import LocalBroker, free_port
+from tests.integration.daemon_process import five_faces_video as make_five_faces_video
 from tests.mqtt_client import Subscriber
-from tools.media.scene import scene_with_faces
 
 
 @pytest.fixture(scope="module")
 def five_faces_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 s at 10 fps of five people standing still: made here, decoded by OpenCV."""
-    path = tmp_path_factory.mktemp("media") / "five.mp4"
-    image, _ = scene_with_faces(5, 150, seed=3)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
-    for _ in range(300):
-        writer.write(image)
-    writer.release()
-    return path
+    return make_five_faces_video(tmp_path_factory.mktemp("media") / "five.mp4", seconds=30)
 
 
 def start_daemon(tmp_path: Path, broker: LocalBroker, video: Path) -> subprocess.Popen[str]:

@@ -100,6 +100,7 @@ def test_a_camera_that_fails_mid_stream_is_reopened_and_counting_resumes(
     daemon = DaemonProcess(live_config(tmp_path, broker, camera, stall_s=10, extra=http))
     try:
         subscriber.wait_for(lambda m: m.topic.endswith("/window"), timeout=60)
+        subscriber.wait_for(lambda m: m.topic.endswith("/stats"), timeout=30)
         line = daemon.wait_for_line("health and metrics on http://127.0.0.1:")
         base = line.split("on ", 1)[1].removesuffix("/metrics")
         status, metrics = fetch(f"{base}/metrics")

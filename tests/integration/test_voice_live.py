@@ -156,7 +156,10 @@ state_dir: {tmp_path / "state"}
         text=True,
     )
     try:
-        window = subscriber.wait_for(lambda m: m.topic.endswith("/window"), timeout=60)
+        # A complete window: the first one may hold only a few frames of a loaded machine.
+        window = subscriber.wait_for(
+            lambda m: m.topic.endswith("/window") and m.payload["complete"], timeout=60
+        )
         stats = subscriber.wait_for(
             lambda m: m.topic.endswith("/stats") and "microphones" in m.payload, timeout=30
         )
@@ -169,6 +172,7 @@ state_dir: {tmp_path / "state"}
     # The camera's windows go out without waiting for the absent microphone.
     assert window.payload["faces"]["people"] == 3 and window.payload["voice"] is None
     mic = stats.payload["microphones"]["counter"]
-    assert mic["state"] == "error" and "no-such-microphone" in mic["error"]
-    assert "microphone counter:" in output and "the cameras keep running" in output
+    assert mic["state"] in ("opening", "reopening") and "no-such-microphone" in mic["error"]
+    assert any("microphone counter" in problem for problem in stats.payload["degraded"])
+    assert "microphone counter:" in output and "the other sources keep counting" in output
     assert "Traceback" not in output

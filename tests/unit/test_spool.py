@@ -126,6 +126,13 @@ def test_a_second_daemon_on_the_same_spool_is_refused(tmp_path: Path) -> None:
     Spool(tmp_path / SPOOL_FILE, SpoolLimits()).close()
 
 
+def test_an_unusable_state_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the state directory should be")
+    with pytest.raises(SpoolError, match="cannot create the state directory"):
+        Spool(blocker / "state" / SPOOL_FILE, SpoolLimits())
+
+
 def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
     backoff = Backoff(1.0, 60.0)
     delays = [backoff.next_delay() for _ in range(12)]
