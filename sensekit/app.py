@@ -328,6 +328,15 @@ class Daemon:
         if windows:
             self._publish(self.assembler.add_faces(runtime.config.name, windows))
 
+    def _data_arrived(self, kind: str, name: str, reopening: Reopening) -> None:
+        """Data from a source: the first of the run readies the service, the first after a
+        reopen brings the source back into its zones' windows."""
+        self._first_data()
+        if reopening.opening:
+            reopening.succeeded()
+            self.assembler.source_present(name)
+            log.info("%s %s: reopened, data is coming in again", kind, name)
+
     def _first_data(self) -> None:
         if self.first_frame.is_set():
             return
@@ -384,11 +393,7 @@ class Daemon:
             return False
         frame = runtime.source.read(timeout)
         if frame is not None:
-            self._first_data()
-            if runtime.reopening.opening:
-                runtime.reopening.succeeded()
-                self.assembler.source_present(runtime.config.name)
-                log.info("camera %s: reopened, frames are coming in again", runtime.config.name)
+            self._data_arrived("camera", runtime.config.name, runtime.reopening)
             _, observations = runtime.pipeline.process(frame)
             self.health.frame_processed(runtime.config.name)
             runtime.last_timestamp = frame.timestamp
@@ -425,11 +430,7 @@ class Daemon:
             return False
         chunk = mic.source.read(timeout)
         if chunk is not None:
-            self._first_data()
-            if mic.reopening.opening:
-                mic.reopening.succeeded()
-                self.assembler.source_present(mic.config.name)
-                log.info("microphone %s: reopened, audio is coming in again", mic.config.name)
+            self._data_arrived("microphone", mic.config.name, mic.reopening)
             results = self.voice.pipeline.process(chunk)
             mic.speech_windows += len(results)
             mic.aggregator.add(results)

@@ -30,6 +30,7 @@ from sensekit.errors import SpoolError
 log = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite"
+FULL_WARNING_INTERVAL_S = 600.0
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
@@ -79,6 +80,7 @@ class Spool:
         self._clock = clock
         self._lock = threading.Lock()
         self._delivered = 0
+        self._last_full_warning = -float("inf")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -133,27 +135,37 @@ class Spool:
             return seq
 
     def _enforce_limits(self) -> None:
-        """Drop the oldest windows beyond the count, size and age bounds; count what went."""
+        """Drop the oldest windows beyond the count, size and age bounds; count what went.
+
+        Walks from the oldest row by primary key and keeps depth and bytes in memory, so an
+        append costs the same with 10 or 100 000 windows waiting (no scan of the table on the
+        inference thread). Age is judged on the oldest row: rows are stored in the order they
+        were counted."""
         limits = self.limits
-        dropped = 0
         cutoff = self._clock() - limits.max_age_s
+        dropped = 0
         with self._db:
-            cursor = self._db.execute("DELETE FROM windows WHERE created < ?", (cutoff,))
-            dropped += max(cursor.rowcount, 0)
-            while self._count() > limits.max_windows or self._size() > limits.max_bytes:
-                excess = max(self._count() - limits.max_windows, 1)
-                cursor = self._db.execute(
-                    "DELETE FROM windows WHERE seq IN "
-                    "(SELECT seq FROM windows ORDER BY seq LIMIT ?)",
-                    (excess,),
-                )
-                if cursor.rowcount <= 0:
+            while self._depth:
+                seq, created, size = self._db.execute(
+                    "SELECT seq, created, LENGTH(payload) FROM windows ORDER BY seq LIMIT 1"
+                ).fetchone()
+                if (
+                    created >= cutoff
+                    and self._depth <= limits.max_windows
+                    and self._bytes <= limits.max_bytes
+                ):
                     break
-                dropped += cursor.rowcount
+                self._db.execute("DELETE FROM windows WHERE seq = ?", (seq,))
+                self._depth -= 1
+                self._bytes -= int(size)
+                dropped += 1
             if dropped:
                 self._set_meta("dropped", self._meta("dropped", 0) + dropped)
-        if dropped:
-            self._depth, self._bytes = self._count(), self._size()
+        # Once per episode and then every few minutes: a full spool during a long outage
+        # drops a window per window counted, and the journal must not fill up with that.
+        now = time.monotonic()
+        if dropped and now - self._last_full_warning >= FULL_WARNING_INTERVAL_S:
+            self._last_full_warning = now
             log.warning(
                 "spool full (bounds: %d windows, %.1f MB, %.0f h): dropped the %d oldest "
                 "window(s), %d dropped in all",
@@ -176,14 +188,18 @@ class Spool:
 
     def remove(self, seqs: Iterable[int]) -> None:
         """The broker acknowledged these: they are delivered and leave the spool."""
-        keys = [(seq,) for seq in seqs]
+        keys = list(seqs)
         if not keys:
             return
-        with self._lock:
-            with self._db:
-                self._db.executemany("DELETE FROM windows WHERE seq = ?", keys)
-            self._delivered += len(keys)
-            self._depth, self._bytes = self._count(), self._size()
+        with self._lock, self._db:
+            for seq in keys:
+                row = self._db.execute(
+                    "DELETE FROM windows WHERE seq = ? RETURNING LENGTH(payload)", (seq,)
+                ).fetchone()
+                if row is not None:  # not dropped by a bound meanwhile
+                    self._depth -= 1
+                    self._bytes -= int(row[0])
+                    self._delivered += 1
 
     @property
     def depth(self) -> int:
@@ -191,7 +207,8 @@ class Spool:
 
     def stats(self) -> SpoolStats:
         with self._lock:
-            oldest = self._db.execute("SELECT MIN(created) FROM windows").fetchone()[0]
+            row = self._db.execute("SELECT created FROM windows ORDER BY seq LIMIT 1").fetchone()
+            oldest = None if row is None else row[0]
             return SpoolStats(
                 depth=self._depth,
                 bytes=self._bytes,
@@ -208,13 +225,6 @@ class Spool:
                 self._lockfile.close()
 
     # internals -----------------------------------------------------------------------------
-    def _count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM windows").fetchone()[0])
-
-    def _size(self) -> int:
-        row = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM windows")
-        return int(row.fetchone()[0])
-
     def _meta(self, key: str, default: int) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else int(row[0])
