@@ -400,7 +400,12 @@ class MqttPublisher:
         """Flush the spool (bounded), publish `stopped`, disconnect. Returns the windows left in
         the spool: not lost, they are sent at the next start."""
         deadline = time.monotonic() + timeout_s
-        left = self.flush(timeout_s) if self.connected else self.spool.depth
+        if self.spool.depth and not self.connected and self.state != "refused":
+            # A reconnect may be due within the bound (the broker just came back): wait for it
+            # rather than leave the last windows to the next start.
+            self._connected.wait(timeout_s)
+        remaining = max(deadline - time.monotonic(), 0.0)
+        left = self.flush(remaining) if self.connected else self.spool.depth
         if self.connected:
             info = self._client.publish(
                 self.topics.status, self._status(STATUS_STOPPED), qos=QOS, retain=True
