@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -101,7 +102,7 @@ class DetectorConfig(_Strict):
     min_face_px: Annotated[int, Field(ge=0)] = 24
 
 
-class ZoneConfig(_Strict):
+class _Polygon(_Strict):
     name: Name
     polygon: list[tuple[Fraction, Fraction]] = Field(
         description="vertices in normalised image coordinates (0..1, origin top-left)"
@@ -111,8 +112,17 @@ class ZoneConfig(_Strict):
     @classmethod
     def _at_least_a_triangle(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
         if len(value) < 3:
-            raise ValueError("a zone polygon needs at least 3 points")
+            raise ValueError("a polygon needs at least 3 points")
         return value
+
+
+class ZoneConfig(_Polygon):
+    """An area whose people are counted together."""
+
+
+class MaskConfig(_Polygon):
+    """An area that is never analysed (staff areas, cash desks, a window onto the street): its
+    pixels are blanked before any model sees the frame."""
 
 
 class Anchor(StrEnum):
@@ -159,6 +169,10 @@ class CameraConfig(_Strict):
     anchor: Anchor = Anchor.BOX_CENTER
     zones: list[ZoneConfig] = Field(
         default_factory=list, description="empty: one zone named after the camera, whole frame"
+    )
+    masks: list[MaskConfig] = Field(
+        default_factory=list,
+        description="areas blanked before any model sees the frame (staff areas, cash desks)",
     )
 
     _source_not_empty = field_validator("source")(_not_blank)
@@ -297,6 +311,77 @@ class SpoolConfig(_Strict):
     max_age_h: Annotated[float, Field(gt=0.0, le=24 * 365)] = 720.0
 
 
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
+
+
+class OpeningHours(_Strict):
+    """One span of opening hours on the given days. `close` earlier than `open` runs past
+    midnight into the next day (a bar open 18:00-02:00)."""
+
+    days: list[Weekday] = Field(min_length=1)
+    open: Annotated[str, Field(pattern=CLOCK_PATTERN)] = Field(description="HH:MM, local time")
+    close: Annotated[str, Field(pattern=CLOCK_PATTERN)] = Field(
+        description="HH:MM, local time; 24:00 for midnight"
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> OpeningHours:
+        if self.open == self.close:
+            raise ValueError("open and close are the same time")
+        return self
+
+
+class ScheduleConfig(_Strict):
+    """When sensing is allowed. Outside these hours the cameras and microphones are closed,
+    not merely ignored. No `hours` at all: always on."""
+
+    timezone: str = Field("UTC", description="IANA name, e.g. Europe/Paris")
+    hours: list[OpeningHours] = Field(default_factory=list)
+    closed_dates: list[date] = Field(
+        default_factory=list, description="whole days closed (holidays), YYYY-MM-DD"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)"
+            ) from None
+        return value
+
+
+class PrivacyConfig(_Strict):
+    """Who answers for the device, and the optional noise. Shown on the visitor notice and in
+    the retained privacy manifest."""
+
+    controller: str | None = Field(
+        None, description="the organisation responsible for the processing (GDPR controller)"
+    )
+    contact: str | None = Field(
+        None, description="where visitors can ask questions (e-mail, phone or web address)"
+    )
+    dp_epsilon: Annotated[float, Field(gt=0.0, le=10.0)] | None = Field(
+        None,
+        description="add discrete Laplace noise to every published count, with this epsilon "
+        "per window (smaller: more noise); unset: exact counts",
+    )
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -316,6 +401,8 @@ class Config(_Strict):
     stats: StatsConfig = StatsConfig()
     spool: SpoolConfig = SpoolConfig()
     logging: LoggingConfig = LoggingConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     inference_threads: Annotated[int, Field(ge=1, le=8)] = 1
     state_dir: Path | None = Field(
         None,
