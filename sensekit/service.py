@@ -22,6 +22,7 @@ from sensekit.config import Config, load_config, state_dir
 from sensekit.errors import ConfigError, SensekitError
 from sensekit.logsetup import setup_logging
 from sensekit.metrics_http import MetricsServer
+from sensekit.privacy.hardening import forbid_core_dumps
 from sensekit.publish.mqtt import Identity, MqttPublisher, read_password
 from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 from sensekit.systemd import Notifier, Watchdog, watchdog_interval_s
@@ -109,6 +110,7 @@ class Service:
 
     # running --------------------------------------------------------------------------------
     def run(self) -> int:
+        forbid_core_dumps()
         config = load_config(self.config_path)
         setup_logging(self._log_level or config.logging.level)
         log.info(

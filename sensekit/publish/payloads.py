@@ -49,6 +49,11 @@ class Topics:
     def stats(self) -> str:
         return f"{self.base}/stats"
 
+    @property
+    def privacy(self) -> str:
+        """The retained privacy manifest: what this device measures and withholds."""
+        return f"{self.base}/privacy"
+
     def window(self, zone: str) -> str:
         return f"{self.base}/zones/{zone}/window"
 

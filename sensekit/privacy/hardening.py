@@ -1,0 +1,38 @@
+"""Process settings that keep raw data inside the running process.
+
+A core dump of the daemon would hold whatever frames and audio were in memory when it crashed,
+written to disk by the kernel (or systemd-coredump) where any administrator can read it.
+Dumps are therefore switched off at the start, before any frame is read: the core size limit
+is set to zero, and the process is marked not dumpable, which also stops other processes of
+the same user from attaching a debugger or reading its memory through /proc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import resource
+
+log = logging.getLogger(__name__)
+
+_PR_SET_DUMPABLE = 4
+
+
+def forbid_core_dumps() -> None:
+    """RLIMIT_CORE = 0 and PR_SET_DUMPABLE = 0; a failure is logged, never fatal (a kernel
+    without prctl still gets the zero limit)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    except OSError as exc:
+        log.warning("could not mark the process non-dumpable (%s); core size is still 0", exc)
+
+
+def dumpable() -> bool:
+    """Whether the kernel would write a core dump of this process (for the tests and stats)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_CORE)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return soft != 0 and libc.prctl(3, 0, 0, 0, 0) == 1  # PR_GET_DUMPABLE
