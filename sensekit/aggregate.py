@@ -1,29 +1,32 @@
-"""Tumbling windows per zone: people, expression counts, mean probabilities, k-threshold.
+"""Tumbling windows per zone, counted in visits.
 
 Pure bookkeeping over timestamps passed in: no clock, no I/O, so a replayed file gives the same
 windows every time.
 
-Counting rules (documented in the README):
-- A person is a confirmed track. A person counts once per zone per window, however long they
-  stay; one who walks from one zone into another counts in both.
-- A person's expression in a window is the arg-max of the mean of their class probabilities
-  over the frames in which they were in that zone and large enough to classify. A person never
-  large enough to classify counts in `people` and `unclassified` only.
-- `mean_probabilities` is the mean over people of those per-person means.
-- Fewer than `k_threshold` people: the breakdown (counts per class, probabilities,
-  unclassified) is withheld and only the people count is published.
+Counting rules (documented in the README and PRIVACY.md):
+- A visit is one confirmed track's stay in one zone: it starts when the track is first seen
+  there and ends once the track has not been seen there for the tracker's `max_gap_s`. A person
+  who walks from one zone into another makes a visit in each.
+- A visit counts once, in the window during which it ended, however long it lasted: a person
+  who stays ten minutes is one visit, not ten person-minutes, and is never counted in two
+  windows (which would let one window's count be subtracted from the next).
+- A visit's expression is the arg-max of the mean of its class probabilities over the frames
+  in which the face was large enough to classify; never large enough: `unclassified`.
+
+The windows leave here raw (`FaceTally`): the release gate (sensekit.privacy.release) decides
+what of them may be published.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from sensekit.types import EXPRESSION_LABELS, FaceWindow
+from sensekit.types import EXPRESSION_LABELS, FaceTally, Visit
 
 
 def window_start(timestamp: float, window_s: int) -> float:
@@ -33,12 +36,17 @@ def window_start(timestamp: float, window_s: int) -> float:
 
 
 @dataclass(slots=True)
-class _PersonInZone:
+class _OpenVisit:
+    last_seen: float
     confirmed: bool = False
     classified_frames: int = 0
     probability_sum: npt.NDArray[np.float64] = field(
         default_factory=lambda: np.zeros(len(EXPRESSION_LABELS))
     )
+
+    def ended(self, track_id: int) -> Visit:
+        mean = self.probability_sum / self.classified_frames if self.classified_frames else None
+        return Visit(track_id, mean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,31 +63,31 @@ class WindowAggregator:
     """Aggregates one camera's zones. Feed frames in timestamp order; collect closed windows."""
 
     def __init__(
-        self,
-        site: str,
-        device: str,
-        camera: str,
-        zones: Sequence[str],
-        window_s: int,
-        k_threshold: int,
+        self, camera: str, zones: Sequence[str], window_s: int, visit_gap_s: float
     ) -> None:
-        self.site, self.device, self.camera = site, device, camera
+        self.camera = camera
         self.zones = tuple(zones)
         self.window_s = window_s
-        self.k_threshold = k_threshold
+        self.visit_gap_s = visit_gap_s
         self._start: float | None = None
         self._frames = 0
-        self._people: dict[str, dict[int, _PersonInZone]] = {zone: {} for zone in self.zones}
+        self._open: dict[str, dict[int, _OpenVisit]] = {zone: {} for zone in self.zones}
+        self._ended: dict[str, list[Visit]] = {zone: [] for zone in self.zones}
 
     @property
     def current_window_start(self) -> float | None:
         return self._start
 
-    def add_frame(self, timestamp: float, observations: Sequence[Observation]) -> list[FaceWindow]:
+    @property
+    def open_visits(self) -> int:
+        return sum(len(visits) for visits in self._open.values())
+
+    def add_frame(self, timestamp: float, observations: Sequence[Observation]) -> list[FaceTally]:
         """Record one processed frame; returns the windows that this frame's time closed."""
-        closed: list[FaceWindow] = []
+        closed: list[FaceTally] = []
         start = window_start(timestamp, self.window_s)
         if self._start is not None and start > self._start:
+            self._end_visits(lambda visit: timestamp - visit.last_seen > self.visit_gap_s)
             closed = self._close(self._start + self.window_s, complete=True)
         # A frame that steps back in time (a clock change) never reopens a published window:
         # it counts in the open one.
@@ -87,66 +95,52 @@ class WindowAggregator:
             self._start = start
         self._frames += 1
         for obs in observations:
-            if obs.zone is None or obs.zone not in self._people:
+            if obs.zone is None or obs.zone not in self._open:
                 continue
-            person = self._people[obs.zone].setdefault(obs.track_id, _PersonInZone())
-            person.confirmed |= obs.confirmed
+            visits = self._open[obs.zone]
+            visit = visits.get(obs.track_id)
+            if visit is None:
+                visit = visits[obs.track_id] = _OpenVisit(timestamp)
+            visit.last_seen = max(visit.last_seen, timestamp)
+            visit.confirmed |= obs.confirmed
             if obs.probabilities is not None:
-                person.classified_frames += 1
-                person.probability_sum += obs.probabilities
+                visit.classified_frames += 1
+                visit.probability_sum += obs.probabilities
+        self._end_visits(lambda visit: timestamp - visit.last_seen > self.visit_gap_s)
         return closed
 
-    def flush(self, end_timestamp: float) -> list[FaceWindow]:
-        """Close the open window at `end_timestamp` (shutdown, end of media)."""
+    def flush(self, end_timestamp: float) -> list[FaceTally]:
+        """Close the open window at `end_timestamp` (shutdown, end of media): every visit
+        still open ends with it."""
         if self._start is None:
             return []
+        self._end_visits(lambda _visit: True)
         nominal_end = self._start + self.window_s
         complete = end_timestamp >= nominal_end
         return self._close(nominal_end if complete else end_timestamp, complete)
 
-    def _close(self, end: float, complete: bool) -> list[FaceWindow]:
+    def _end_visits(self, over: Callable[[_OpenVisit], bool]) -> None:
+        for zone, visits in self._open.items():
+            for track_id in [t for t, visit in visits.items() if over(visit)]:
+                visit = visits.pop(track_id)
+                if visit.confirmed:
+                    self._ended[zone].append(visit.ended(track_id))
+
+    def _close(self, end: float, complete: bool) -> list[FaceTally]:
         assert self._start is not None
-        windows = [self._summarise(zone, end, complete) for zone in self.zones]
+        windows = [
+            FaceTally(
+                zone=zone,
+                camera=self.camera,
+                window_start=self._start,
+                window_end=end,
+                complete=complete,
+                frames=self._frames,
+                visits=tuple(self._ended[zone]),
+            )
+            for zone in self.zones
+        ]
         self._frames = 0
-        self._people = {zone: {} for zone in self.zones}
+        self._ended = {zone: [] for zone in self.zones}
         self._start = None
         return windows
-
-    def _summarise(self, zone: str, end: float, complete: bool) -> FaceWindow:
-        assert self._start is not None
-        people = [p for p in self._people[zone].values() if p.confirmed]
-        expressions: dict[str, int] | None = None
-        means: dict[str, float] | None = None
-        unclassified: int | None = None
-        if len(people) >= self.k_threshold:
-            classified = [
-                p.probability_sum / p.classified_frames for p in people if p.classified_frames
-            ]
-            counts = np.zeros(len(EXPRESSION_LABELS), dtype=np.int64)
-            for person_mean in classified:
-                counts[int(np.argmax(person_mean))] += 1
-            expressions = {
-                label: int(c) for label, c in zip(EXPRESSION_LABELS, counts, strict=True)
-            }
-            unclassified = len(people) - len(classified)
-            if classified:
-                average = np.mean(classified, axis=0)
-                means = {
-                    label: round(float(v), 4)
-                    for label, v in zip(EXPRESSION_LABELS, average, strict=True)
-                }
-        return FaceWindow(
-            site=self.site,
-            device=self.device,
-            zone=zone,
-            camera=self.camera,
-            window_start=self._start,
-            window_end=end,
-            complete=complete,
-            frames=self._frames,
-            people=len(people),
-            k_threshold=self.k_threshold,
-            expressions=expressions,
-            unclassified=unclassified,
-            mean_probabilities=means,
-        )

@@ -5,8 +5,8 @@ belongs to the window holding its midpoint. Speech is recognised a little after 
 (the segmenter waits for a pause or a full analysis window), so a window is closed only once
 the audio stream has passed its end by `latency_s`; until then late results still land in it.
 
-The counts leave here raw; sensekit.assemble merges the microphones of a zone and applies the
-thresholds before anything can be published.
+The counts leave here raw; sensekit.assemble merges the microphones of a zone, and the release
+gate (sensekit.privacy.release) decides what of them may be published.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensekit.aggregate import window_start
-from sensekit.types import VOICE_AROUSAL_LABELS, VOICE_EMOTION_LABELS, VoiceResult, VoiceWindow
+from sensekit.types import VOICE_AROUSAL_LABELS, VOICE_EMOTION_LABELS, VoiceResult, VoiceTally
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +26,26 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Tally:
     audio_s: float = 0.0
-    arousal: npt.NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(len(VOICE_AROUSAL_LABELS), dtype=np.int64)
+    counts: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(
+            (len(VOICE_AROUSAL_LABELS), len(VOICE_EMOTION_LABELS)), dtype=np.int64
+        )
     )
-    emotions: npt.NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(len(VOICE_EMOTION_LABELS), dtype=np.int64)
-    )
-    windows: int = 0
 
 
 class VoiceAggregator:
     """One microphone's windows. Pure bookkeeping over timestamps passed in."""
 
-    def __init__(
-        self, microphone: str, zone: str, window_s: int, k_windows: int, latency_s: float
-    ) -> None:
+    def __init__(self, microphone: str, zone: str, window_s: int, latency_s: float) -> None:
         self.microphone, self.zone = microphone, zone
-        self.window_s, self.k_windows, self.latency_s = window_s, k_windows, latency_s
+        self.window_s, self.latency_s = window_s, latency_s
         self._open: dict[float, _Tally] = {}
 
     @property
     def open_windows(self) -> list[float]:
         return sorted(self._open)
 
-    def heard(self, start: float, end: float) -> list[VoiceWindow]:
+    def heard(self, start: float, end: float) -> list[VoiceTally]:
         """Record audio [start, end) as listened to; returns windows that are now final."""
         position = start
         while position < end:
@@ -67,12 +63,10 @@ class VoiceAggregator:
                 # oldest open window rather than reopen a published one.
                 log.debug("microphone %s: late voice result", self.microphone)
                 begin = min(self._open)
-            tally = self._tally(begin)
-            tally.windows += 1
-            tally.arousal[int(np.argmax(result.scores.arousal))] += 1
-            tally.emotions[int(np.argmax(result.scores.emotion))] += 1
+            arousal = int(np.argmax(result.scores.arousal))
+            self._tally(begin).counts[arousal, int(np.argmax(result.scores.emotion))] += 1
 
-    def flush(self, end: float) -> list[VoiceWindow]:
+    def flush(self, end: float) -> list[VoiceTally]:
         """Close everything (end of media, shutdown); the last window ends at `end`."""
         out = []
         for begin in sorted(self._open):
@@ -88,7 +82,7 @@ class VoiceAggregator:
             tally = self._open[begin] = _Tally()
         return tally
 
-    def _close_before(self, time: float) -> list[VoiceWindow]:
+    def _close_before(self, time: float) -> list[VoiceTally]:
         out = []
         for begin in sorted(self._open):
             if begin + self.window_s > time:
@@ -97,22 +91,14 @@ class VoiceAggregator:
             del self._open[begin]
         return out
 
-    def _summarise(self, begin: float, end: float, complete: bool) -> VoiceWindow:
+    def _summarise(self, begin: float, end: float, complete: bool) -> VoiceTally:
         tally = self._open[begin]
-        # Raw counts: the zone's assembler applies the thresholds once microphones are merged.
-        return VoiceWindow(
+        return VoiceTally(
             zone=self.zone,
             microphones=(self.microphone,),
             window_start=begin,
             window_end=end,
             complete=complete,
             audio_s=round(tally.audio_s, 3),
-            windows=tally.windows,
-            k_windows=self.k_windows,
-            arousal=_counts(VOICE_AROUSAL_LABELS, tally.arousal),
-            emotions=_counts(VOICE_EMOTION_LABELS, tally.emotions),
+            counts=tally.counts.copy(),
         )
-
-
-def _counts(labels: tuple[str, ...], counts: npt.NDArray[np.int64]) -> dict[str, int]:
-    return {label: int(c) for label, c in zip(labels, counts, strict=True)}

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sensekit.aggregate import WindowAggregator
@@ -29,13 +30,16 @@ from sensekit.backoff import Backoff
 from sensekit.config import AtEnd, CameraConfig, Config, MicrophoneConfig, ReplayMode
 from sensekit.errors import SourceError
 from sensekit.health import HealthReporter, model_info
+from sensekit.privacy.masks import ExclusionMask
+from sensekit.privacy.release import ReleaseGate, ReleasePolicy
+from sensekit.privacy.schedule import OperatingSchedule
 from sensekit.sources.audio import AudioSource, describe_audio_source, is_audio_file
 from sensekit.sources.capture import CaptureSource
 from sensekit.sources.kinds import describe_source, is_live_source
 from sensekit.sources.readers import open_reader
 from sensekit.systemd import Notifier, Watchdog
 from sensekit.tracker import Tracker
-from sensekit.types import FaceWindow, ZoneWindow
+from sensekit.types import FaceTally, ZoneTally, ZoneWindow
 from sensekit.vision.detector import DetectorOptions, FaceDetector
 from sensekit.vision.expression import ExpressionClassifier, ExpressionOptions
 from sensekit.vision.pipeline import VisionPipeline
@@ -131,6 +135,14 @@ class MicrophoneRuntime:
     speech_windows: int = 0
 
 
+def release_policy(config: Config) -> ReleasePolicy:
+    return ReleasePolicy(
+        k_threshold=config.aggregation.k_threshold,
+        k_windows=config.voice.k_windows,
+        dp_epsilon=config.privacy.dp_epsilon,
+    )
+
+
 def _detector_options(camera: CameraConfig, threads: int) -> DetectorOptions:
     detector = camera.detector
     return DetectorOptions(
@@ -154,8 +166,10 @@ class Daemon:
         notifier: Notifier | None = None,
         watchdog: Watchdog | None = None,
         spool_stats: Callable[[], dict[str, Any]] | None = None,
+        gate: ReleaseGate | None = None,
     ) -> None:
         self.config = config
+        self.gate = gate or ReleaseGate(release_policy(config))
         self.publisher = publisher
         self._clock = clock
         self._on_window = on_window
@@ -186,16 +200,15 @@ class Daemon:
                 ),
                 ZoneMap.from_config(camera),
                 config.expression.min_face_px,
+                ExclusionMask.from_config(camera),
             )
             models[f"detector_{camera.detector.model.value}"] = pipeline.detector.model_path
             models["expression"] = pipeline.classifier.model_path
             aggregator = WindowAggregator(
-                config.site,
-                config.device,
                 camera.name,
                 [zone.name for zone in camera.effective_zones()],
                 config.aggregation.window_s,
-                config.aggregation.k_threshold,
+                visit_gap_s=config.tracker.max_gap_s,
             )
             self.cameras.append(
                 CameraRuntime(
@@ -217,13 +230,7 @@ class Daemon:
                     MicrophoneRuntime(
                         mic,
                         self._make_audio_source(mic, replay_start),
-                        VoiceAggregator(
-                            mic.name,
-                            mic.zone,
-                            config.aggregation.window_s,
-                            config.voice.k_windows,
-                            latency,
-                        ),
+                        VoiceAggregator(mic.name, mic.zone, config.aggregation.window_s, latency),
                         live=not is_audio_file(mic.source),
                     )
                 )
@@ -237,12 +244,14 @@ class Daemon:
         self.assembler = WindowAssembler(
             config.site,
             config.device,
-            config.aggregation.k_threshold,
-            config.voice.k_windows,
             zone_sources,
+            camera_zones={z.name for c in config.cameras for z in c.effective_zones()},
             grace_s=float(config.aggregation.window_s),
         )
         self._live = any(c.live for c in self.cameras) or any(m.live for m in self.microphones)
+        self.schedule = OperatingSchedule.from_config(config.schedule)
+        self.closed = False
+        self._schedule_checked_until: float | None = None
 
     def _make_source(self, camera: CameraConfig, start_time: float | None) -> CaptureSource:
         def factory() -> Any:
@@ -284,7 +293,17 @@ class Daemon:
         """Open every source now, so a wrong camera or file fails at start-up, clearly.
 
         A live microphone that cannot be opened (no PortAudio, no such device) is the
-        exception: it is logged and retried with back-off, and the cameras run meanwhile."""
+        exception: it is logged and retried with back-off, and the cameras run meanwhile.
+        Outside the opening hours nothing is opened at all."""
+        if not self.schedule.always_open:
+            now = self._clock()
+            log.info("opening hours: %s", self.schedule.describe())
+            if not self.schedule.is_open(now):
+                self._enter_closed(now)
+                return
+        self._open_sources()
+
+    def _open_sources(self) -> None:
         for runtime in self.cameras:
             log.info(
                 "camera %s: opening %s (%s detector, zones: %s)",
@@ -309,6 +328,56 @@ class Daemon:
             except SourceError as exc:
                 self._schedule_reopen_microphone(mic, str(exc))
 
+    # opening hours ---------------------------------------------------------------------------
+    def _until(self, now: float) -> str:
+        change = self.schedule.next_change(now)
+        if change is None:
+            return "no opening time ahead"
+        return f"until {_local_time(change)}"
+
+    def _enter_closed(self, now: float) -> None:
+        self.closed = True
+        log.info("outside opening hours: cameras and microphones stay closed %s", self._until(now))
+        self._notifier.ready("closed: outside opening hours")
+        self._notifier.status("closed: outside opening hours")
+        self._first_data_waived()
+
+    def _check_schedule(self) -> None:
+        """Close every source when the opening hours end, open them again when they start.
+        The schedule is read at its boundaries only, not every loop."""
+        if self.schedule.always_open:
+            return
+        now = self._clock()
+        if self._schedule_checked_until is not None and now < self._schedule_checked_until:
+            return
+        self._schedule_checked_until = self.schedule.next_change(now)
+        is_open = self.schedule.is_open(now)
+        if is_open and self.closed:
+            self.closed = False
+            log.info("opening hours begin: opening the cameras and microphones")
+            for runtime in self.cameras:
+                runtime.source = self._make_source(runtime.config, None)
+                runtime.reopening = Reopening()
+            for mic in self.microphones:
+                mic.source = self._make_audio_source(mic.config, None)
+                mic.reopening = Reopening()
+            self._open_sources()
+            for name in [c.config.name for c in self.cameras] + [
+                m.config.name for m in self.microphones
+            ]:
+                self.assembler.source_present(name)
+            self._notifier.status("counting")
+        elif not is_open and not self.closed:
+            log.info("opening hours end: closing the cameras and microphones")
+            self._close_windows(now)
+            self._enter_closed(now)
+
+    def _first_data_waived(self) -> None:
+        """A daemon that starts while closed is ready although no data has come yet."""
+        if not self.first_frame.is_set():
+            self.first_frame.set()
+            self._stats_due = True
+
     def stop_sources(self) -> None:
         """Release the devices (a failed start-up, or a reload that could not build)."""
         for runtime in self.cameras:
@@ -316,15 +385,18 @@ class Daemon:
         for mic in self.microphones:
             mic.source.stop()
 
-    def _publish(self, windows: list[ZoneWindow]) -> None:
-        for window in windows:
+    def _publish(self, tallies: list[ZoneTally]) -> None:
+        """Every window goes through the release gate on its way out: this is the one path
+        from counting to publishing."""
+        for tally in tallies:
+            window = self.gate.release(tally)
             payload = self.publisher.publish_window(window)
             self.windows_published += 1
             log.info("window %s: %s", payload["window_id"], _describe(window))
             if self._on_window is not None:
                 self._on_window(payload)
 
-    def _publish_faces(self, runtime: CameraRuntime, windows: list[FaceWindow]) -> None:
+    def _publish_faces(self, runtime: CameraRuntime, windows: list[FaceTally]) -> None:
         if windows:
             self._publish(self.assembler.add_faces(runtime.config.name, windows))
 
@@ -360,6 +432,16 @@ class Daemon:
         while not stop.is_set():
             if interrupt is not None and interrupt():
                 return self.shutdown(stop_publisher=False)
+            self._check_schedule()
+            if self.closed:
+                if self._watchdog is not None:
+                    self._watchdog.progress()  # closed by design, not stuck
+                stop.wait(0.5)
+                if self._stats_due or time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + self.config.stats.interval_s
+                    self._stats_due = False
+                    self.publish_stats()
+                continue
             active = [c for c in self.cameras if not c.done]
             listening = [m for m in self.microphones if not m.done]
             if not active and not listening:
@@ -507,16 +589,37 @@ class Daemon:
         runtime.source = self._make_source(runtime.config, None)
         runtime.source.start_in_background()
 
+    def _close_windows(self, now: float) -> None:
+        """Stop reading and close every open window where each source left it (shutdown, a
+        reload, the end of the opening hours)."""
+        self.stop_sources()
+        for runtime in self.cameras:
+            if runtime.done:
+                continue
+            # Frames already queued are dropped; the window ends at the last processed frame.
+            end = runtime.last_timestamp if not runtime.live else now
+            if end is not None and runtime.aggregator.current_window_start is not None:
+                self._publish_faces(runtime, runtime.aggregator.flush(end))
+        for mic in self.microphones:
+            if mic.done:
+                continue
+            end = mic.last_end if not mic.live else now
+            self._finish_microphone(mic, end)
+        self._publish(self.assembler.flush())
+
     def degraded(self) -> list[str]:
         """What is not working right now, in words, for the stats and the health endpoint."""
-        problems = []
-        for runtime in self.cameras:
+        problems: list[str] = []
+        # Closed by the schedule is the intended state of the sources, not a fault.
+        cameras = [] if self.closed else self.cameras
+        microphones = [] if self.closed else self.microphones
+        for runtime in cameras:
             state = runtime.reopening.state
             if state != "ok" and not runtime.done:
                 problems.append(
                     f"camera {runtime.config.name}: {state} ({runtime.reopening.error or ''})"
                 )
-        for mic in self.microphones:
+        for mic in microphones:
             state = mic.reopening.state
             if state != "ok" and not mic.done:
                 problems.append(f"microphone {mic.config.name}: {state} ({mic.reopening.error})")
@@ -527,12 +630,17 @@ class Daemon:
             problems.append("inference loop: no progress")
         return problems
 
+    def _source_state(self, done: bool, reopening: Reopening) -> str:
+        if done:
+            return "ended"
+        return "closed" if self.closed else reopening.state
+
     def stats(self) -> dict[str, Any]:
         sources: dict[str, dict[str, Any]] = {}
         inference: dict[str, float] = {}
         for runtime in self.cameras:
             source_stats: dict[str, Any] = dict(runtime.source.stats())
-            source_stats["state"] = "ended" if runtime.done else runtime.reopening.state
+            source_stats["state"] = self._source_state(runtime.done, runtime.reopening)
             source_stats["error"] = runtime.reopening.error
             source_stats["reopens"] = runtime.reopening.reopens
             sources[runtime.config.name] = source_stats
@@ -547,7 +655,7 @@ class Daemon:
             for mic in self.microphones:
                 raw = mic.source.stats()
                 microphones[mic.config.name] = {
-                    "state": "ended" if mic.done else mic.reopening.state,
+                    "state": self._source_state(mic.done, mic.reopening),
                     "error": mic.reopening.error,
                     "audio_s": round(float(raw.get("audio_s", 0.0)), 1),
                     "overflows": int(raw.get("overflows", 0)),
@@ -582,40 +690,40 @@ class Daemon:
         """Close open windows where each source left them and spool them; then, unless the
         publisher is kept for a reload, flush to the broker (bounded) and publish `stopped`.
         Returns the windows still waiting in the spool."""
-        self.stop_sources()
-        for runtime in self.cameras:
-            if runtime.done:
-                continue
-            # Frames already queued are dropped; the window ends at the last processed frame.
-            end = runtime.last_timestamp if not runtime.live else self._clock()
-            if end is not None and runtime.aggregator.current_window_start is not None:
-                self._publish_faces(runtime, runtime.aggregator.flush(end))
-            runtime.done = True
-        for mic in self.microphones:
-            if mic.done:
-                continue
-            end = mic.last_end if not mic.live else self._clock()
-            self._finish_microphone(mic, end)
-            mic.done = True
-        self._publish(self.assembler.flush())
+        if not self.closed:
+            self._close_windows(self._clock())
+            for runtime in self.cameras:
+                runtime.done = True
+            for mic in self.microphones:
+                mic.done = True
         if self.voice is not None:
             self.voice.normaliser.save()
         # A last health message, so a dashboard sees the final counters (drops, frames).
         self.publish_stats()
         if not stop_publisher:
             return 0
+        held = self.gate.held()
+        if held.visits or held.speech_windows:
+            # Device-wide totals only: this line must not say more than the broker was told.
+            log.info(
+                "not published: %d visits and %d speech windows still below the thresholds "
+                "(they are not kept across a restart)",
+                held.visits,
+                held.speech_windows,
+            )
         return self.publisher.stop(SHUTDOWN_FLUSH_S)
 
 
+def _local_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%a %Y-%m-%d %H:%M %Z")
+
+
 def _describe(window: ZoneWindow) -> str:
-    """One log line an operator can read: what was counted, what was withheld."""
+    """One log line an operator can read, saying only what was published: the journal is
+    often shipped off the device, so it must not tell more than the broker does."""
     parts = []
     if window.faces is not None:
-        faces = window.faces
-        withheld = " (breakdown withheld: below k)" if faces.suppressed else ""
-        parts.append(f"{faces.people} people{withheld}")
+        parts.append(f"{window.faces.people} people released")
     if window.voice is not None:
-        voice = window.voice
-        withheld = " (breakdown withheld)" if voice.suppressed else ""
-        parts.append(f"{voice.windows} speech windows{withheld}")
-    return ", ".join(parts)
+        parts.append(f"{window.voice.windows} speech windows released")
+    return ", ".join(parts) or "no counts"

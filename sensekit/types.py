@@ -121,30 +121,46 @@ class FrameResult:
 
 
 @dataclass(frozen=True, slots=True)
-class FaceWindow:
-    """What one camera saw in one zone over one window.
+class Visit:
+    """One person's stay in one zone: a track seen there without a gap longer than the
+    tracker's `max_gap_s`. Lives in memory only, between the aggregator and the release gate.
 
-    Counts are per person (track), not per frame. When fewer than `k_threshold` people were
-    seen, `expressions` and `mean_probabilities` are None: the breakdown is withheld.
-    """
+    `person` is the camera's process-local track number, used only to count distinct people
+    before anything is released; `probabilities` is the mean over the frames in which the
+    face was large enough to classify (None: never classified)."""
 
-    site: str
-    device: str
+    person: int
+    probabilities: npt.NDArray[np.float64] | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceTally:
+    """The visits that ended in one zone during one window, as seen by its camera. Raw: it
+    never leaves the process; the release gate turns it into `FaceCounts`."""
+
     zone: str
     camera: str
     window_start: float
     window_end: float
     complete: bool
     frames: int
-    people: int
-    k_threshold: int
-    expressions: dict[str, int] | None
-    unclassified: int | None
-    mean_probabilities: dict[str, float] | None
+    visits: tuple[Visit, ...]
 
-    @property
-    def suppressed(self) -> bool:
-        return self.expressions is None
+
+@dataclass(frozen=True, slots=True)
+class FaceCounts:
+    """What may be published about a zone's faces in one window: released counts only.
+
+    Every class count (and `unclassified`) is either 0 or covers at least k distinct people;
+    `people` is their sum. `mean_probabilities` is over the released classified visits (None
+    when there are none, or when noise is added)."""
+
+    camera: str
+    frames: int
+    people: int
+    expressions: dict[str, int]
+    unclassified: int
+    mean_probabilities: dict[str, float] | None
 
 
 VOICE_AROUSAL_LABELS: tuple[str, ...] = ("low", "mid", "high")
@@ -218,13 +234,12 @@ class VoiceResult:
 
 
 @dataclass(frozen=True, slots=True)
-class VoiceWindow:
-    """What the microphones of one zone heard over one window.
-
-    `windows` counts voiced analysis windows (2 s, hop 1 s) whose midpoint fell in this window;
-    it measures speech, not speakers (nobody is identified, so speakers cannot be counted).
-    When the breakdown is withheld, `arousal` and `emotions` are None.
-    """
+class VoiceTally:
+    """What the microphones of one zone heard over one window: raw counts of the voiced
+    analysis windows (2 s, hop 1 s) whose midpoint fell in this window, by arousal (rows, in
+    VOICE_AROUSAL_LABELS order) and category (columns, VOICE_EMOTION_LABELS). Raw: it never
+    leaves the process; the release gate turns it into `VoiceCounts`. It measures speech, not
+    speakers (nobody is identified, so speakers cannot be counted)."""
 
     zone: str
     microphones: tuple[str, ...]
@@ -232,23 +247,50 @@ class VoiceWindow:
     window_end: float
     complete: bool
     audio_s: float
-    windows: int
-    k_windows: int
-    arousal: dict[str, int] | None
-    emotions: dict[str, int] | None
+    counts: npt.NDArray[np.int64] = field(repr=False)  # 3 x 7
 
     @property
-    def suppressed(self) -> bool:
-        return self.arousal is None
+    def windows(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceCounts:
+    """What may be published about a zone's voice in one window: each class count is 0 or at
+    least `k_windows` speech windows; `windows` is the sum of the released arousal counts."""
+
+    microphones: tuple[str, ...]
+    audio_s: float
+    windows: int
+    k_windows: int
+    arousal: dict[str, int]
+    emotions: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneTally:
+    """One zone's raw window, camera and microphones joined: the release gate's input.
+
+    `has_camera` says whether a camera covers the zone at all (even if it delivered nothing
+    for this window): such a zone's voice is released only together with k people's faces."""
+
+    site: str
+    device: str
+    zone: str
+    window_start: float
+    window_end: float
+    complete: bool
+    has_camera: bool
+    faces: FaceTally | None
+    voice: VoiceTally | None
 
 
 @dataclass(frozen=True, slots=True)
 class ZoneWindow:
-    """The aggregate of one zone over one window: the only thing a publisher accepts.
+    """The released aggregate of one zone over one window: the only thing a publisher accepts.
 
     `faces` is None when the zone has no camera (or its camera delivered nothing for this
-    window); `voice` likewise for microphones.
-    """
+    window); `voice` likewise for microphones. `dp_epsilon` is set when noise was added."""
 
     site: str
     device: str
@@ -257,5 +299,6 @@ class ZoneWindow:
     window_end: float
     complete: bool
     k_threshold: int
-    faces: FaceWindow | None
-    voice: VoiceWindow | None
+    dp_epsilon: float | None
+    faces: FaceCounts | None
+    voice: VoiceCounts | None

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sensekit import __version__
-from sensekit.types import FaceWindow, VoiceWindow, ZoneWindow
+from sensekit.types import FaceCounts, VoiceCounts, ZoneWindow
 
-WINDOW_SCHEMA = "sensekit.window/2"
+WINDOW_SCHEMA = "sensekit.window/3"
 STATUS_SCHEMA = "sensekit.status/1"
 STATS_SCHEMA = "sensekit.stats/2"
 
@@ -65,21 +65,20 @@ def window_id(window: ZoneWindow) -> str:
     return f"{window.site}/{window.device}/{window.zone}/{_compact(window.window_start)}/{span}s"
 
 
-def faces_part(faces: FaceWindow | None) -> dict[str, Any] | None:
+def faces_part(faces: FaceCounts | None) -> dict[str, Any] | None:
     if faces is None:
         return None
     return {
         "camera": faces.camera,
         "frames": faces.frames,
         "people": faces.people,
-        "suppressed": faces.suppressed,
         "expressions": faces.expressions,
         "unclassified": faces.unclassified,
         "mean_probabilities": faces.mean_probabilities,
     }
 
 
-def voice_part(voice: VoiceWindow | None) -> dict[str, Any] | None:
+def voice_part(voice: VoiceCounts | None) -> dict[str, Any] | None:
     if voice is None:
         return None
     return {
@@ -87,7 +86,6 @@ def voice_part(voice: VoiceWindow | None) -> dict[str, Any] | None:
         "audio_s": voice.audio_s,
         "windows": voice.windows,
         "k_windows": voice.k_windows,
-        "suppressed": voice.suppressed,
         "arousal": voice.arousal,
         "emotions": voice.emotions,
     }
@@ -105,6 +103,7 @@ def window_payload(window: ZoneWindow, seq: int) -> dict[str, Any]:
         "window_end": utc_iso(window.window_end),
         "complete": window.complete,
         "k_threshold": window.k_threshold,
+        "dp_epsilon": window.dp_epsilon,
         "faces": faces_part(window.faces),
         "voice": voice_part(window.voice),
         "version": __version__,

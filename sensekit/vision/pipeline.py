@@ -1,4 +1,5 @@
-"""One camera's per-frame path: detect, classify all faces in one call, track, assign zones.
+"""One camera's per-frame path: blank the masked areas, detect, classify all faces in one call,
+track, assign zones.
 
 Returns only observations (track, zone, probabilities): the frame and the crops end here.
 """
@@ -8,7 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from sensekit.aggregate import Observation
+from sensekit.privacy.masks import ExclusionMask
 from sensekit.tracker import Tracker
 from sensekit.types import ClassifiedFace, ExpressionScores, FrameResult, VideoFrame
 from sensekit.vision.detector import FaceDetector
@@ -40,8 +44,10 @@ class VisionPipeline:
         tracker: Tracker,
         zones: ZoneMap,
         min_classify_px: int,
+        mask: ExclusionMask | None = None,
     ) -> None:
         self.detector = detector
+        self.mask = mask or ExclusionMask([])
         self.classifier = classifier
         self.tracker = tracker
         self.zones = zones
@@ -50,7 +56,13 @@ class VisionPipeline:
 
     def process(self, frame: VideoFrame) -> tuple[FrameResult, list[Observation]]:
         t0 = time.perf_counter()
-        faces = self.detector.detect(frame.image)
+        image = self.mask.apply(frame.image)  # masked areas are black before any model runs
+        faces = self.detector.detect(image)
+        if self.mask and faces:
+            anchors = np.array([self.zones.anchor_point(face.box) for face in faces])
+            faces = [
+                f for f, masked in zip(faces, self.mask.covers(anchors), strict=True) if not masked
+            ]
         t1 = time.perf_counter()
         width, height = frame.width, frame.height
         large = [
@@ -61,7 +73,7 @@ class VisionPipeline:
         scores: list[ExpressionScores | None] = [None] * len(faces)
         expression_ms = None
         if large:
-            batch = self.classifier.crops(frame.image, [faces[i] for i in large])
+            batch = self.classifier.crops(image, [faces[i] for i in large])
             probabilities = self.classifier.classify_batch(batch)
             for i, p in zip(large, probabilities, strict=True):
                 scores[i] = ExpressionScores(p)

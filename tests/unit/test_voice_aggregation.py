@@ -1,4 +1,4 @@
-"""Voice windows, their merge with the camera's, and the thresholds that guard publishing."""
+"""Voice windows and their merge with the camera's (the thresholds: test_release.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from sensekit.assemble import WindowAssembler
 from sensekit.types import (
     VOICE_AROUSAL_LABELS,
     VOICE_EMOTION_LABELS,
-    FaceWindow,
+    FaceTally,
+    Visit,
     VoiceResult,
     VoiceScores,
-    VoiceWindow,
+    VoiceTally,
 )
 
 T0 = 1_767_225_600.0  # a multiple of 60 s
@@ -28,53 +29,48 @@ def result(
     return VoiceResult(mic, mid - 1.0, mid + 1.0, VoiceScores(a, e))
 
 
-def faces(zone: str, start: float, people: int, k: int = 5) -> FaceWindow:
-    shown = people >= k
-    return FaceWindow(
-        site="s",
-        device="d",
+def faces(zone: str, start: float, people: int) -> FaceTally:
+    return FaceTally(
         zone=zone,
         camera="cam",
         window_start=start,
         window_end=start + 60,
         complete=True,
         frames=600,
-        people=people,
-        k_threshold=k,
-        expressions={"happy": people} if shown else None,
-        unclassified=0 if shown else None,
-        mean_probabilities=None,
+        visits=tuple(Visit(i, None) for i in range(people)),
     )
 
 
 def test_results_land_in_the_window_of_their_midpoint() -> None:
-    agg = VoiceAggregator("mic", "till", window_s=60, k_windows=3, latency_s=4.0)
+    agg = VoiceAggregator("mic", "till", window_s=60, latency_s=4.0)
     agg.add([result(T0 + 10), result(T0 + 59.5, "low", "sad"), result(T0 + 60.5)])
     assert agg.heard(T0, T0 + 62.0) == []  # not yet final: a late result may still come
     closed = agg.heard(T0 + 62.0, T0 + 64.0)
     assert len(closed) == 1
     first = closed[0]
     assert first.windows == 2 and first.audio_s == 60.0
-    assert first.arousal == {"low": 1, "mid": 0, "high": 1}
-    assert first.emotions is not None and first.emotions["sad"] == 1
+    low, high = VOICE_AROUSAL_LABELS.index("low"), VOICE_AROUSAL_LABELS.index("high")
+    assert first.counts[low, VOICE_EMOTION_LABELS.index("sad")] == 1
+    assert first.counts[high, VOICE_EMOTION_LABELS.index("happy")] == 1
     rest = agg.flush(T0 + 70.0)
     assert len(rest) == 1 and rest[0].windows == 1 and rest[0].complete is False
     assert rest[0].window_end == T0 + 70.0
 
 
 def test_a_window_without_speech_still_reports_the_audio_heard() -> None:
-    agg = VoiceAggregator("mic", "till", window_s=60, k_windows=3, latency_s=4.0)
+    agg = VoiceAggregator("mic", "till", window_s=60, latency_s=4.0)
     agg.heard(T0, T0 + 30)
     (window,) = agg.flush(T0 + 30)
     assert window.windows == 0 and window.audio_s == 30.0
 
 
-def assembler(zones: dict[str, set[str]], k: int = 5, k_windows: int = 3) -> WindowAssembler:
-    return WindowAssembler("s", "d", k, k_windows, zones, grace_s=30.0)
+def assembler(zones: dict[str, set[str]]) -> WindowAssembler:
+    cameras = {zone for zone, sources in zones.items() if "cam" in sources}
+    return WindowAssembler("s", "d", zones, cameras, grace_s=30.0)
 
 
-def voice_window(n: int, start: float = T0, mic: str = "mic", zone: str = "till") -> VoiceWindow:
-    agg = VoiceAggregator(mic, zone, 60, 3, 0.0)
+def voice_window(n: int, start: float = T0, mic: str = "mic", zone: str = "till") -> VoiceTally:
+    agg = VoiceAggregator(mic, zone, 60, 0.0)
     agg.add([result(start + 1 + i) for i in range(n)])
     (window,) = agg.heard(start, start + 60)  # no latency: final at once
     return window
@@ -84,35 +80,24 @@ def test_the_zone_waits_for_both_its_camera_and_its_microphone() -> None:
     join = assembler({"till": {"cam", "mic"}})
     assert join.add_faces("cam", [faces("till", T0, people=6)]) == []
     (window,) = join.add_voice("mic", [voice_window(5)])
-    assert window.faces is not None and window.faces.people == 6
+    assert window.faces is not None and len(window.faces.visits) == 6
     assert window.voice is not None and window.voice.windows == 5
-    assert not window.voice.suppressed
+    assert window.has_camera
 
 
-def test_voice_breakdown_needs_k_windows() -> None:
-    join = assembler({"till": {"mic"}}, k_windows=4)
+def test_a_zone_without_camera_is_marked_so() -> None:
+    join = assembler({"till": {"mic"}})
     (window,) = join.add_voice("mic", [voice_window(3)])
-    assert window.faces is None
-    assert window.voice is not None and window.voice.suppressed
-    assert window.voice.arousal is None and window.voice.emotions is None
-    assert window.voice.windows == 3  # the amount of speech is still reported
+    assert window.faces is None and not window.has_camera
 
 
-def test_voice_breakdown_needs_k_people_when_the_zone_has_a_camera() -> None:
-    join = assembler({"till": {"cam", "mic"}})
-    join.add_faces("cam", [faces("till", T0, people=1)])
-    (window,) = join.add_voice("mic", [voice_window(20)])
-    assert window.voice is not None and window.voice.suppressed
-    assert window.faces is not None and window.faces.suppressed
-
-
-def test_microphones_of_one_zone_are_added_up_before_the_threshold() -> None:
-    join = assembler({"till": {"a", "b"}}, k_windows=4)
+def test_microphones_of_one_zone_are_added_up() -> None:
+    join = assembler({"till": {"a", "b"}})
     assert join.add_voice("a", [voice_window(2, mic="a")]) == []
     (window,) = join.add_voice("b", [voice_window(2, mic="b")])
     assert window.voice is not None
     assert window.voice.microphones == ("a", "b")
-    assert window.voice.windows == 4 and not window.voice.suppressed
+    assert window.voice.windows == 4
     assert window.voice.audio_s == 120.0
 
 
