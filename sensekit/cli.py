@@ -65,6 +65,42 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notice(args: argparse.Namespace) -> int:
+    from sensekit.config import load_config
+    from sensekit.privacy.facts import privacy_facts
+    from sensekit.privacy.notice import missing_keys, render_notice
+    from sensekit.yaml_lines import line_of, load_with_lines
+
+    path = Path(args.config)
+    facts = privacy_facts(load_config(path))
+    missing = missing_keys(facts)
+    if missing:
+        # A sign that does not say who is responsible or whom to ask informs nobody: refuse.
+        _, lines = load_with_lines(path.read_text(encoding="utf-8"))
+        why = {
+            "privacy.controller": "the organisation responsible for the processing",
+            "privacy.contact": "where visitors send questions and objections (e-mail, phone "
+            "or web address)",
+        }
+        raise ConfigError(
+            [
+                f"{path}:{line_of(lines, tuple(key.split('.')))}: {key}: not set; a visitor "
+                f"notice must state {why[key]}"
+                for key in missing
+            ]
+        )
+    text = render_notice(facts, args.lang, args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sensekit.service import Service
 
@@ -181,6 +217,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+
+    notice = sub.add_parser(
+        "notice",
+        help="write the visitor notice (the sign for the entrance) from a config",
+        description=(
+            "Write the notice that tells visitors what the device does, built from the config "
+            "it runs with: who is responsible and whom to ask (privacy.controller, "
+            "privacy.contact), what is measured and in which zones, the opening hours, that no "
+            "image or sound is recorded and nobody is identified, and what is published (counts "
+            "of at least aggregation.k_threshold people per window, noise if privacy.dp_epsilon "
+            "is set). Print it and put it up at the entrance, where people see it before they "
+            "enter the camera's view. Exit 2 when the config is invalid or lacks "
+            "privacy.controller or privacy.contact."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    notice.add_argument("--config", "-c", required=True, help="the device's YAML config")
+    notice.add_argument(
+        "--lang", choices=["en", "fr"], default="en", help="language of the notice (default en)"
+    )
+    notice.add_argument(
+        "--format",
+        choices=["text", "markdown", "html"],
+        default="text",
+        help="text: plain, 72 columns; markdown; html: a standalone page to print on A4 "
+        "(default text)",
+    )
+    notice.add_argument("--output", "-o", help="write to this file instead of standard output")
+    notice.set_defaults(func=cmd_notice)
 
     calibrate = sub.add_parser(
         "calibrate-audio",

@@ -329,10 +329,15 @@ class OpeningHours(_Strict):
     midnight into the next day (a bar open 18:00-02:00)."""
 
     days: list[Weekday] = Field(min_length=1)
-    open: Annotated[str, Field(pattern=CLOCK_PATTERN)] = Field(description="HH:MM, local time")
-    close: Annotated[str, Field(pattern=CLOCK_PATTERN)] = Field(
-        description="HH:MM, local time; 24:00 for midnight"
-    )
+    open: str = Field(description="HH:MM, local time")
+    close: str = Field(description="HH:MM, local time; 24:00 for midnight")
+
+    @field_validator("open", "close")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if not re.fullmatch(CLOCK_PATTERN, value):
+            raise ValueError(f"{value!r} is not a time of day: use HH:MM, 00:00 to 24:00")
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> OpeningHours:

@@ -24,6 +24,8 @@ from sensekit.app import Daemon
 from sensekit.broker import LocalBroker
 from sensekit.config import Config, ReplayMode, load_config
 from sensekit.errors import BrokerError
+from sensekit.privacy.facts import privacy_facts
+from sensekit.privacy.manifest import manifest_payload
 from sensekit.publish.mqtt import Identity, MqttPublisher
 from sensekit.publish.payloads import STATUS_STOPPED, Topics
 from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
@@ -137,7 +139,12 @@ def run_demo(
         # deployed device's spool to be sent to its real broker later.
         spool_dir = tempfile.TemporaryDirectory(prefix="sensekit-demo-")
         spool = Spool(Path(spool_dir.name) / SPOOL_FILE, SpoolLimits())
-        publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device), spool)
+        publisher = MqttPublisher(
+            config.mqtt,
+            Identity(config.site, config.device),
+            spool,
+            manifest=manifest_payload(privacy_facts(config), clock()),
+        )
         topics = publisher.topics
         printer = MessagePrinter(config.mqtt.host, config.mqtt.port, topics, out)
         printer.start()

@@ -12,17 +12,21 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sensekit import __version__
-from sensekit.app import Daemon
+from sensekit.app import Daemon, release_policy
 from sensekit.config import Config, load_config, state_dir
 from sensekit.errors import ConfigError, SensekitError
 from sensekit.logsetup import setup_logging
 from sensekit.metrics_http import MetricsServer
+from sensekit.privacy.facts import privacy_facts
 from sensekit.privacy.hardening import forbid_core_dumps
+from sensekit.privacy.manifest import manifest_payload
+from sensekit.privacy.release import ReleaseGate
 from sensekit.publish.mqtt import Identity, MqttPublisher, read_password
 from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 from sensekit.systemd import Notifier, Watchdog, watchdog_interval_s
@@ -61,6 +65,7 @@ class Service:
         self._spool: Spool | None = None
         self._publisher: MqttPublisher | None = None
         self._daemon: Daemon | None = None
+        self._gate: ReleaseGate
         self._metrics: MetricsServer | None = None
         interval = watchdog_interval_s()
         self.watchdog = Watchdog(self.notifier, interval) if interval else None
@@ -89,17 +94,26 @@ class Service:
 
     def _build_publisher(self, config: Config, background: bool) -> MqttPublisher:
         assert self._spool is not None
-        publisher = MqttPublisher(config.mqtt, Identity(config.site, config.device), self._spool)
+        publisher = MqttPublisher(
+            config.mqtt,
+            Identity(config.site, config.device),
+            self._spool,
+            manifest=manifest_payload(privacy_facts(config), time.time()),
+        )
         publisher.start(wait_s=0.0 if background else None)
         return publisher
 
     def _build_daemon(self, config: Config, publisher: MqttPublisher) -> Daemon:
+        # One gate for the whole process: visits held below k in one pipeline are released
+        # by the next one after a reload, under the new thresholds.
+        self._gate.update(release_policy(config))
         return Daemon(
             config,
             publisher,
             notifier=self.notifier,
             watchdog=self.watchdog,
             spool_stats=self._spool_stats,
+            gate=self._gate,
         )
 
     def _snapshot(self) -> dict[str, Any]:
@@ -121,6 +135,7 @@ class Service:
             state_dir(config),
         )
         self._spool = open_spool(config)
+        self._gate = ReleaseGate(release_policy(config))
         try:
             return self._run(config)
         finally:
@@ -255,6 +270,8 @@ class Service:
                     daemon.stop_sources()
                 continue
             self._daemon = daemon
+            # What the device measures may have changed: the retained manifest must say so.
+            self._publisher.set_manifest(manifest_payload(privacy_facts(candidate), time.time()))
             log.info("reload: running the %s configuration", label)
             return candidate
         raise SensekitError("reload failed and the previous configuration cannot restart")

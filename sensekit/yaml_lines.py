@@ -35,7 +35,12 @@ def _construct(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], loader
         return [
             _construct(item, (*path, index), lines, loader) for index, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:
+        # A scalar that looks like a date but is not one (2026-13-01): PyYAML's resolver
+        # raises a bare ValueError. Keep the text, so validation names its key and line.
+        return node.value
 
 
 def load_with_lines(text: str) -> tuple[Any, dict[KeyPath, int]]:

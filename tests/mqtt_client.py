@@ -17,7 +17,7 @@ SCHEMAS = {
     name: json.loads(
         resources.files("sensekit.schemas").joinpath(f"{name}.schema.json").read_text()
     )
-    for name in ("window", "status", "stats")
+    for name in ("window", "status", "stats", "privacy")
 }
 
 
@@ -28,6 +28,8 @@ def schema_for(topic: str) -> dict[str, Any]:
         return SCHEMAS["status"]
     if topic.endswith("/stats"):
         return SCHEMAS["stats"]
+    if topic.endswith("/privacy"):
+        return SCHEMAS["privacy"]
     raise AssertionError(f"message on an unexpected topic: {topic}")
 
 

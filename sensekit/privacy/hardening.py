@@ -10,7 +10,6 @@ the same user from attaching a debugger or reading its memory through /proc.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import resource
 
@@ -24,7 +23,7 @@ def forbid_core_dumps() -> None:
     without prctl still gets the zero limit)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # libc, already loaded: no ldconfig child
         if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
     except OSError as exc:
@@ -34,5 +33,5 @@ def forbid_core_dumps() -> None:
 def dumpable() -> bool:
     """Whether the kernel would write a core dump of this process (for the tests and stats)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_CORE)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = ctypes.CDLL(None)
     return soft != 0 and libc.prctl(3, 0, 0, 0, 0) == 1  # PR_GET_DUMPABLE

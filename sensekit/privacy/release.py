@@ -110,14 +110,11 @@ class ReleaseGate:
             self._noise = DiscreteLaplace(policy.dp_epsilon, 1, self._rng)
             self._voice_noise = DiscreteLaplace(policy.dp_epsilon, 2, self._rng)
 
-    def held(self) -> HeldSummary:
-        visits = sum(
-            held.visits
-            for pool in self._pools.values()
-            for cell in pool.faces
-            for held in cell.values()
-        )
-        speech = sum(int(pool.voice.sum()) for pool in self._pools.values())
+    def held(self, zone: str | None = None) -> HeldSummary:
+        """What is waiting below the thresholds, in one zone or in all."""
+        pools = [p for z, p in self._pools.items() if zone is None or z == zone]
+        visits = sum(held.visits for pool in pools for cell in pool.faces for held in cell.values())
+        speech = sum(int(pool.voice.sum()) for pool in pools)
         return HeldSummary(visits, speech)
 
     def release(self, tally: ZoneTally) -> ZoneWindow:

@@ -12,7 +12,9 @@ network thread; nothing here blocks the inference loop. A broker that refuses ou
 is retried too (an operator fixes the config and sends SIGHUP), while windows wait in the spool.
 
 The status topic is retained: `online` once connected, `offline` set by the broker as our last
-will if we vanish, `stopped` on a clean shutdown.
+will if we vanish, `stopped` on a clean shutdown. The privacy manifest (privacy/manifest.py), when
+given, is published retained right after `online` on every connection, so a broker that lost
+its retained messages (restarted without persistence) gets it back at our next connection.
 """
 
 from __future__ import annotations
@@ -84,11 +86,21 @@ def read_password(config: MqttConfig) -> str | None:
 
 class MqttPublisher:
     def __init__(
-        self, config: MqttConfig, identity: Identity, spool: Spool, clock: Any = time.time
+        self,
+        config: MqttConfig,
+        identity: Identity,
+        spool: Spool,
+        clock: Any = time.time,
+        *,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
+        """`manifest`: the privacy manifest payload, published as given (nothing is stamped on
+        it here) retained on the privacy topic at every connection; None publishes none."""
         self.config = config
         self.identity = identity
         self.spool = spool
+        self._manifest = manifest
+        self._manifest_lock = threading.Lock()
         self.topics = Topics(config.topic_prefix, identity.site, identity.device)
         self._clock = clock
         self._connected = threading.Event()
@@ -168,6 +180,18 @@ class MqttPublisher:
         self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
         return delay
 
+    def _publish_manifest(self) -> None:
+        """Retained, QoS 1. The lock keeps a connect racing `set_manifest` from publishing the
+        old manifest after the new one (the broker would retain the old). Only paho's and our
+        _cv are taken under it, and neither is ever held while taking it."""
+        with self._manifest_lock:
+            if self._manifest is None:
+                return
+            info = self._client.publish(
+                self.topics.privacy, encode(self._manifest), qos=QOS, retain=True
+            )
+            self._register(info, None)
+
     # paho callbacks run on its network thread -------------------------------------------
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
@@ -200,6 +224,7 @@ class MqttPublisher:
         )
         info = client.publish(self.topics.status, self._status(STATUS_ONLINE), qos=QOS, retain=True)
         self._register(info, None)
+        self._publish_manifest()
         with self._cv:
             self._last_progress = time.monotonic()
             self._connected.set()
@@ -371,6 +396,14 @@ class MqttPublisher:
             "unacknowledged": in_flight,
             "last_error": self.last_error,
         }
+
+    def set_manifest(self, manifest: dict[str, Any] | None) -> None:
+        """Replace the privacy manifest (a reload changed what the device does) and publish
+        it now if connected, else at the next connection. None keeps what the broker retains."""
+        with self._manifest_lock:
+            self._manifest = manifest
+        if self.connected:
+            self._publish_manifest()
 
     def publish_stats(self, payload: dict[str, Any]) -> None:
         """Best effort (QoS 0): a stats message is stale by the next one, so none is queued

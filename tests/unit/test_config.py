@@ -185,3 +185,54 @@ def test_audio_files_resolve_relative_to_the_config(tmp_path: Path) -> None:
     assert config.microphones[0].source == str(tmp_path / "sound" / "shop.flac")
     path.write_text(MIC_ONLY.replace("source: default", "source: hw:1,0"))
     assert load_config(path).microphones[0].source == "hw:1,0"
+
+
+PRIVATE = (
+    GOOD
+    + """\
+    masks:
+      - name: till
+        polygon: [[0.8, 0.5], [1, 0.5], [1, 1]]
+schedule:
+  timezone: Europe/Paris
+  hours:
+    - days: [mon, fri]
+      open: "09:00"
+      close: "25:00"
+    - days: [sunday]
+      open: "22:00"
+      close: "22:00"
+  closed_dates: [2026-13-01]
+privacy:
+  dp_epsilon: 0
+"""
+)
+
+
+def test_masks_schedule_and_privacy_errors_name_their_line_and_key() -> None:
+    found = problems(PRIVATE)
+    assert any(p.startswith("cfg.yaml:19: schedule.hours.0.close:") for p in found), found
+    assert any(p.startswith("cfg.yaml:20: schedule.hours.1.days.0:") for p in found), found
+    bad_time = "cfg.yaml:19: schedule.hours.0.close: '25:00' is not a time of day: use HH:MM, "
+    assert bad_time + "00:00 to 24:00" in found
+    same = problems(PRIVATE.replace("sunday", "sun"))
+    assert any(p.startswith("cfg.yaml:20: schedule.hours.1:") and "same time" in p for p in same)
+    assert any(p.startswith("cfg.yaml:23: schedule.closed_dates.0:") for p in found), found
+    assert any(p.startswith("cfg.yaml:25: privacy.dp_epsilon:") for p in found), found
+
+
+def test_an_unknown_time_zone_is_refused() -> None:
+    found = problems(GOOD + "schedule:\n  timezone: Europe/Pariss\n")
+    assert found == [
+        "cfg.yaml:12: schedule.timezone: unknown time zone 'Europe/Pariss' "
+        "(use an IANA name such as Europe/Paris)"
+    ]
+
+
+def test_masks_and_privacy_load() -> None:
+    text = PRIVATE.replace('"25:00"', '"20:00"').replace("sunday", "sun")
+    text = text.replace('close: "22:00"', 'close: "02:00"').replace("2026-13-01", "2026-12-25")
+    config = parse_config(text.replace("dp_epsilon: 0", "dp_epsilon: 0.5"))
+    assert config.cameras[0].masks[0].name == "till"
+    assert config.schedule.hours[1].close == "02:00"
+    assert config.privacy.dp_epsilon == 0.5
