@@ -11,11 +11,12 @@ export DEBIAN_FRONTEND=noninteractive
 
 # mosquitto: the broker the demo and the tests start privately on a loopback port.
 # libportaudio2: microphone access (sounddevice). espeak-ng and sox: the tests synthesise
-# their speech fixtures with them (no recorded voice is shipped).
+# their speech fixtures with them (no recorded voice is shipped). strace: the privacy test
+# checks at the system-call level that nothing but the spool is written (tests/integration/test_egress.py).
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2 \
-  espeak-ng sox
+  espeak-ng sox strace
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" - <<'PY'
