@@ -1,7 +1,10 @@
 """Builds the stages from a config and runs them: capture threads, one inference loop, MQTT.
 
 Cameras and microphones are polled by the same loop; their per-zone windows meet in the
-WindowAssembler, which is the only way to the publisher. A microphone that cannot be opened
+WindowAssembler and then pass the release gate (sensekit.privacy.release), which is the only
+way to the publisher: counting (aggregate*.py) is kept apart from deciding what may be
+published (the k-threshold and carry-over, optional noise). Outside the opening hours
+(`schedule`) every source is closed. A microphone that cannot be opened
 or goes away is retried with back-off while the cameras keep running.
 
 A live source that fails, ends or stalls is reopened with jittered back-off, in the background,
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sensekit.aggregate import WindowAggregator
 from sensekit.aggregate_voice import VoiceAggregator
@@ -333,7 +337,7 @@ class Daemon:
         change = self.schedule.next_change(now)
         if change is None:
             return "no opening time ahead"
-        return f"until {_local_time(change)}"
+        return f"until {_local_time(change, self.config.schedule.timezone)}"
 
     def _enter_closed(self, now: float) -> None:
         self.closed = True
@@ -714,8 +718,9 @@ class Daemon:
         return self.publisher.stop(SHUTDOWN_FLUSH_S)
 
 
-def _local_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).astimezone().strftime("%a %Y-%m-%d %H:%M %Z")
+def _local_time(timestamp: float, timezone: str) -> str:
+    """In the schedule's own time zone, so the log reads like the configured hours."""
+    return datetime.fromtimestamp(timestamp, ZoneInfo(timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
 def _describe(window: ZoneWindow) -> str:

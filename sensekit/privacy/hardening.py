@@ -28,10 +28,3 @@ def forbid_core_dumps() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
     except OSError as exc:
         log.warning("could not mark the process non-dumpable (%s); core size is still 0", exc)
-
-
-def dumpable() -> bool:
-    """Whether the kernel would write a core dump of this process (for the tests and stats)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_CORE)
-    libc = ctypes.CDLL(None)
-    return soft != 0 and libc.prctl(3, 0, 0, 0, 0) == 1  # PR_GET_DUMPABLE

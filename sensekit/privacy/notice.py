@@ -23,6 +23,7 @@ from datetime import date
 from typing import Literal
 
 from sensekit.privacy.facts import HoursSpan, PrivacyFacts
+from sensekit.privacy.schedule import day_runs
 
 Language = Literal["en", "fr"]
 Format = Literal["text", "markdown", "html"]
@@ -303,15 +304,8 @@ def missing_keys(facts: PrivacyFacts) -> list[str]:
 def _days(days: Sequence[str], lang: Language) -> str:
     """Days in week order; runs of three or more consecutive days as a range."""
     words, texts = DAY_WORDS[lang], TEXTS[lang]
-    indices = sorted({WEEK.index(day) for day in days})
-    runs: list[list[int]] = []
-    for index in indices:
-        if runs and runs[-1][-1] == index - 1:
-            runs[-1].append(index)
-        else:
-            runs.append([index])
     parts: list[str] = []
-    for run in runs:
+    for run in day_runs(WEEK.index(day) for day in days):
         if len(run) >= 3:
             first, last = words[WEEK[run[0]]], words[WEEK[run[-1]]]
             parts.append(texts["day_range"].format(first=first, last=last))

@@ -81,16 +81,22 @@ def _span(hours: OpeningHours) -> _Span:
     return _Span(weekdays, opens, closes, f"{_describe_days(weekdays)} {hours.open}-{hours.close}")
 
 
-def _describe_days(weekdays: Iterable[int]) -> str:
-    """Runs of three or more days as a range (mon-fri), shorter ones listed (sat,sun)."""
+def day_runs(weekdays: Iterable[int]) -> list[list[int]]:
+    """Weekday numbers (0 = Monday) grouped into runs of consecutive days, in week order: what
+    both the log line and the visitor notice write as ranges."""
     runs: list[list[int]] = []
-    for day in sorted(weekdays):
+    for day in sorted(set(weekdays)):
         if runs and runs[-1][-1] == day - 1:
             runs[-1].append(day)
         else:
             runs.append([day])
+    return runs
+
+
+def _describe_days(weekdays: Iterable[int]) -> str:
+    """Runs of three or more days as a range (mon-fri), shorter ones listed (sat,sun)."""
     parts: list[str] = []
-    for run in runs:
+    for run in day_runs(weekdays):
         if len(run) >= 3:
             parts.append(f"{_WEEKDAYS[run[0]]}-{_WEEKDAYS[run[-1]]}")
         else:
