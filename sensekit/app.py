@@ -159,6 +159,31 @@ def _detector_options(camera: CameraConfig, threads: int) -> DetectorOptions:
     )
 
 
+def build_vision_pipeline(config: Config, camera: CameraConfig) -> VisionPipeline:
+    """One camera's models, tracker, zones and masks, as configured (the daemon and the
+    self-test build them the same way)."""
+    return VisionPipeline(
+        FaceDetector(_detector_options(camera, config.inference_threads)),
+        ExpressionClassifier(
+            ExpressionOptions(
+                model_path=config.expression.model_path,
+                crop_scale=config.expression.crop_scale,
+                num_threads=config.inference_threads,
+            )
+        ),
+        Tracker(config.tracker.iou_threshold, config.tracker.max_gap_s, config.tracker.min_frames),
+        ZoneMap.from_config(camera),
+        config.expression.min_face_px,
+        ExclusionMask.from_config(camera),
+    )
+
+
+def voice_latency_s(config: Config) -> float:
+    """How long after a moment of speech its analysis window can still arrive."""
+    vad = config.voice.vad
+    return vad.window_s + vad.max_pause_s + 1.0
+
+
 class Daemon:
     def __init__(
         self,
@@ -185,27 +210,11 @@ class Daemon:
         self.latest_stats: dict[str, Any] | None = None
         self._stats_due = False
         self.first_frame = threading.Event()
-        classifier_options = ExpressionOptions(
-            model_path=config.expression.model_path,
-            crop_scale=config.expression.crop_scale,
-            num_threads=config.inference_threads,
-        )
         self._replay_start = replay_start
         self.cameras: list[CameraRuntime] = []
         models: dict[str, Any] = {}
         for camera in config.cameras:
-            pipeline = VisionPipeline(
-                FaceDetector(_detector_options(camera, config.inference_threads)),
-                ExpressionClassifier(classifier_options),
-                Tracker(
-                    config.tracker.iou_threshold,
-                    config.tracker.max_gap_s,
-                    config.tracker.min_frames,
-                ),
-                ZoneMap.from_config(camera),
-                config.expression.min_face_px,
-                ExclusionMask.from_config(camera),
-            )
+            pipeline = build_vision_pipeline(config, camera)
             models[f"detector_{camera.detector.model.value}"] = pipeline.detector.model_path
             models["expression"] = pipeline.classifier.model_path
             aggregator = WindowAggregator(
@@ -228,7 +237,7 @@ class Daemon:
         if config.microphones:
             self.voice = build_voice_runtime(config)
             models["voice"] = self.voice.model_path
-            latency = config.voice.vad.window_s + config.voice.vad.max_pause_s + 1.0
+            latency = voice_latency_s(config)
             for mic in config.microphones:
                 self.microphones.append(
                     MicrophoneRuntime(

@@ -285,7 +285,7 @@ class VoiceConfig(_Strict):
     numba_cache_dir: Path | None = Field(
         None,
         description="numba's compile cache, should a JIT-compiled function be used "
-        "(default: <state_dir>/numba-cache)",
+        "(default: $CACHE_DIRECTORY/numba under systemd, else <state_dir>/numba-cache)",
     )
 
 
@@ -555,7 +555,14 @@ def state_dir(config: Config) -> Path:
 
 
 def numba_cache_dir(config: Config) -> Path:
-    return config.voice.numba_cache_dir or state_dir(config) / "numba-cache"
+    """The configured cache, else systemd's CacheDirectory= (a cache may be wiped, the spool
+    may not), else beside the state."""
+    if config.voice.numba_cache_dir is not None:
+        return config.voice.numba_cache_dir
+    from_systemd = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if from_systemd:
+        return Path(from_systemd) / "numba"
+    return state_dir(config) / "numba-cache"
 
 
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Config:

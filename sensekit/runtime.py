@@ -40,6 +40,26 @@ def _load_interpreter_class() -> Any:
         ) from exc
 
 
+def interpreter_description() -> str:
+    """Which interpreter package and version loads the models: the first thing to know when a
+    model misbehaves on one platform only."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for module, distribution in (
+        ("ai_edge_litert", "ai-edge-litert"),
+        ("tflite_runtime", "tflite-runtime"),
+    ):
+        try:
+            __import__(f"{module}.interpreter")
+        except ImportError:
+            continue
+        try:
+            return f"{distribution} {version(distribution)}"
+        except PackageNotFoundError:
+            return distribution
+    return "no interpreter"
+
+
 def models_dir() -> Path:
     """Where the bundled models are: inside the installed wheel, or `models/` of a checkout."""
     for candidate in (_PACKAGE_DIR / "models", _PACKAGE_DIR.parent / "models"):
