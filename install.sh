@@ -13,10 +13,12 @@ export DEBIAN_FRONTEND=noninteractive
 # libportaudio2: microphone access (sounddevice). espeak-ng and sox: the tests synthesise
 # their speech fixtures with them (no recorded voice is shipped). strace: the privacy test
 # checks at the system-call level that nothing but the spool is written (tests/integration/test_egress.py).
+# systemd (systemd-analyze) and debootstrap: the Raspberry Pi deployment tests score the unit
+# file and run deploy/raspberrypi/install.sh in a clean Debian root.
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2 \
-  espeak-ng sox strace
+  espeak-ng sox strace systemd debootstrap
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" - <<'PY'
