@@ -13,12 +13,25 @@ export DEBIAN_FRONTEND=noninteractive
 # libportaudio2: microphone access (sounddevice). espeak-ng and sox: the tests synthesise
 # their speech fixtures with them (no recorded voice is shipped). strace: the privacy test
 # checks at the system-call level that nothing but the spool is written (tests/integration/test_egress.py).
-# systemd (systemd-analyze) and debootstrap: the Raspberry Pi deployment tests score the unit
-# file and run deploy/raspberrypi/install.sh in a clean Debian root.
+# systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap and shellcheck:
+# the Raspberry Pi deployment tests score the unit files, run deploy/raspberrypi/install.sh in a
+# clean Debian root and boot it under systemd, and lint the shell scripts.
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2 \
-  espeak-ng sox strace systemd debootstrap
+  espeak-ng sox strace systemd systemd-container debootstrap shellcheck
+
+# cloud-init's JSON schema, so tests/integration/test_provision_deploy.py validates
+# deploy/raspberrypi/cloud-init/user-data.example offline. Unpacked, not installed: installing
+# cloud-init would enable its boot services on this machine.
+if [ ! -s build/cloud-init/schema-cloud-config-v1.json ]; then
+  mkdir -p build/cloud-init
+  (cd build/cloud-init && apt-get download cloud-init >/dev/null &&
+    dpkg-deb --fsys-tarfile cloud-init_*.deb |
+    tar -xO ./usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json \
+      >schema-cloud-config-v1.json &&
+    rm -f cloud-init_*.deb)
+fi
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" - <<'PY'

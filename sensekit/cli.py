@@ -320,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     selftest.add_argument("--json", action="store_true", help="print the report as JSON")
     selftest.set_defaults(func=cmd_selftest)
+
+    from sensekit.provision import add_provision_parser
+
+    add_provision_parser(sub)
     return parser
 
 
