@@ -1,104 +1,32 @@
 """deploy/raspberrypi/install.sh in a clean Debian Bookworm root, as on a fresh Pi.
 
-debootstrap builds a minimal Bookworm (the base Raspberry Pi OS is built on) with systemd; the
-install script runs inside it with `chroot` and a clean environment, installs its Debian
-packages with apt, sensekit from a wheelhouse (offline, as a fleet update would), proves the
-release with `sensekit selftest`, and enables the units offline. Then: idempotence, an upgrade
-and a rollback, `systemd-analyze verify` against the real installed paths, and uninstall.
-
-The root is the host's architecture; deploy/raspberrypi/prove-aarch64.sh does the same on
-arm64 under qemu (too slow for CI).
+The install script runs inside the root (tests/pi_root.py) with `chroot` and a clean
+environment, installs its Debian packages with apt, sensekit from a wheelhouse (offline, as a
+fleet update would), proves the release with `sensekit selftest`, and enables the units
+offline. Then: idempotence, an upgrade and a rollback, `systemd-analyze verify` against the
+real installed paths, and uninstall.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.pi_root import Chroot, fresh_root
 
-DEPLOY = ROOT / "deploy" / "raspberrypi"
-MIRROR = os.environ.get("SENSEKIT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-CLEAN_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME": "/root",
-}
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="chroot and debootstrap need root"),
-    pytest.mark.skipif(
-        shutil.which("debootstrap") is None,
-        reason="debootstrap is not installed (install.sh installs it)",
-    ),
-    pytest.mark.timeout(1800),
-]
-
-
-class Chroot:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            ["chroot", str(self.root), *command],
-            capture_output=True,
-            text=True,
-            env=CLEAN_ENV,
-            timeout=1200,
-        )
-        if check:
-            assert result.returncode == 0, (command, result.stdout[-4000:], result.stderr[-4000:])
-        return result
-
-    def install_sh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run("bash", "/tmp/deploy/install.sh", *args, check=check)
-
-    def path(self, inside: str) -> Path:
-        return self.root / inside.lstrip("/")
-
-
-def build_wheelhouse(target: Path) -> None:
-    """The sensekit wheel and its dependencies' wheels for this machine, built on the host."""
-    target.mkdir(parents=True)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run(
-        [*pip, "wheel", "--quiet", "--no-deps", "-w", str(target), str(ROOT)], check=True
-    )
-    (wheel,) = target.glob("sensekit-*.whl")
-    download = [*pip, "download", "--quiet", "--only-binary=:all:", "-d", str(target)]
-    constraints = DEPLOY / "constraints.txt"
-    if constraints.is_file():
-        download += ["-c", str(constraints)]
-    subprocess.run([*download, str(wheel)], check=True)
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
-def debian(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chroot]:
-    root = tmp_path_factory.mktemp("pi-root") / "rootfs"
-    subprocess.run(
-        ["debootstrap", "--variant=minbase", "--include=systemd", "bookworm", str(root), MIRROR],
-        check=True,
-        capture_output=True,
-        timeout=1200,
-    )
-    shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
-    shutil.copytree(DEPLOY, root / "tmp" / "deploy")
-    build_wheelhouse(root / "tmp" / "wheelhouse")
-    mounts = [root / "proc", root / "dev"]
-    subprocess.run(["mount", "-t", "proc", "proc", str(mounts[0])], check=True)
-    subprocess.run(["mount", "--bind", "/dev", str(mounts[1])], check=True)
-    try:
-        yield Chroot(root)
-    finally:
-        for mount in reversed(mounts):
-            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+def debian(
+    bookworm_base: Path, wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Chroot]:
+    with fresh_root(bookworm_base, wheelhouse, tmp_path_factory.mktemp("install") / "root") as root:
+        yield root
 
 
 @pytest.fixture(scope="module")
