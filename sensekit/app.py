@@ -178,6 +178,24 @@ def build_vision_pipeline(config: Config, camera: CameraConfig) -> VisionPipelin
     )
 
 
+def build_assembler(config: Config, grace_s: float) -> WindowAssembler:
+    """Joins each zone's camera and microphone windows: a zone's window is complete once every
+    source that covers the zone delivered it (or `grace_s` passed)."""
+    zone_sources: dict[str, set[str]] = {}
+    for camera in config.cameras:
+        for zone in camera.effective_zones():
+            zone_sources.setdefault(zone.name, set()).add(camera.name)
+    for mic in config.microphones:
+        zone_sources.setdefault(mic.zone, set()).add(mic.name)
+    return WindowAssembler(
+        config.site,
+        config.device,
+        zone_sources,
+        camera_zones={z.name for c in config.cameras for z in c.effective_zones()},
+        grace_s=grace_s,
+    )
+
+
 def voice_latency_s(config: Config) -> float:
     """How long after a moment of speech its analysis window can still arrive."""
     vad = config.voice.vad
@@ -248,19 +266,7 @@ class Daemon:
                     )
                 )
         self.models = {name: model_info(path) for name, path in models.items()}
-        zone_sources: dict[str, set[str]] = {}
-        for camera in config.cameras:
-            for zone in camera.effective_zones():
-                zone_sources.setdefault(zone.name, set()).add(camera.name)
-        for mic in config.microphones:
-            zone_sources.setdefault(mic.zone, set()).add(mic.name)
-        self.assembler = WindowAssembler(
-            config.site,
-            config.device,
-            zone_sources,
-            camera_zones={z.name for c in config.cameras for z in c.effective_zones()},
-            grace_s=float(config.aggregation.window_s),
-        )
+        self.assembler = build_assembler(config, grace_s=float(config.aggregation.window_s))
         self._live = any(c.live for c in self.cameras) or any(m.live for m in self.microphones)
         self.schedule = OperatingSchedule.from_config(config.schedule)
         self.closed = False

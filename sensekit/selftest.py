@@ -38,8 +38,12 @@ import numpy as np
 
 from sensekit.aggregate import WindowAggregator
 from sensekit.aggregate_voice import VoiceAggregator
-from sensekit.app import build_vision_pipeline, release_policy, voice_latency_s
-from sensekit.assemble import WindowAssembler
+from sensekit.app import (
+    build_assembler,
+    build_vision_pipeline,
+    release_policy,
+    voice_latency_s,
+)
 from sensekit.config import Config, ReplayMode, load_config
 from sensekit.demo import bundled, demo_config_path
 from sensekit.errors import ModelError, SourceError
@@ -365,14 +369,7 @@ def check_release(
     voices: list[VoiceTally],
 ) -> None:
     """The window through the assembler and the release gate, as the daemon does."""
-    camera_zones = {z.name for c in config.cameras for z in c.effective_zones()}
-    zone_sources: dict[str, set[str]] = {}
-    for camera in config.cameras:
-        for zone in camera.effective_zones():
-            zone_sources.setdefault(zone.name, set()).add(camera.name)
-    for mic in config.microphones:
-        zone_sources.setdefault(mic.zone, set()).add(mic.name)
-    assembler = WindowAssembler(config.site, config.device, zone_sources, camera_zones, 0.0)
+    assembler = build_assembler(config, grace_s=0.0)
     tallies = assembler.add_faces(config.cameras[0].name, faces)
     tallies += assembler.add_voice(config.microphones[0].name, voices)
     tallies += assembler.flush()
