@@ -21,6 +21,9 @@
 #   --apt          let install.sh run apt-get inside the rootfs (network; default --no-apt,
 #                  because debootstrap already installed the packages install.sh would)
 #   --rebuild-rootfs  ignore the cached rootfs tarball and run debootstrap again
+#   --cpu MODEL    the CPU qemu emulates (QEMU_CPU): cortex-a72 = Pi 4 (default), cortex-a76 = Pi 5.
+#                  Not qemu's default "max": with it, XNNPACK's int8 path gives wrong results
+#                  here (see AARCH64.md), which says nothing about a Pi.
 # Needs: debootstrap, qemu-user-static (binfmt registered with the F flag, as Debian does),
 # a Python 3.11+ with pip on the host (the checkout's .venv when present), PyPI and a Debian
 # mirror. See deploy/raspberrypi/AARCH64.md for what it proves, what it does not, and timings.
@@ -32,6 +35,7 @@ WORKDIR=/var/tmp/sensekit-aarch64
 KEEP=0
 APT=0
 REBUILD=0
+CPU=cortex-a72
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # The rootfs gets what install.sh would apt-get install (its APT_PACKAGES, read from it so the
@@ -49,6 +53,8 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --apt) APT=1; shift ;;
     --rebuild-rootfs) REBUILD=1; shift ;;
+    --cpu) CPU="$2"; shift 2 ;;
+    --cpu=*) CPU="${1#*=}"; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "prove-aarch64: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -131,9 +137,10 @@ trap 'exit 130' INT TERM
 
 # Every command in the rootfs gets a clean environment: the host's PIP_* settings (find-links,
 # index) and locale must not leak into the emulated Pi.
+# QEMU_CPU (read by qemu-user itself) makes the emulated CPU a Raspberry Pi's.
 in_rootfs() {
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 chroot "$ROOTFS" "$@"
+    LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 QEMU_CPU="$CPU" chroot "$ROOTFS" "$@"
 }
 
 # pip on the host, without "Location ... is ignored" warnings about find-links or extra index
@@ -217,6 +224,7 @@ mount -t sysfs sysfs "$ROOTFS/sys"
 mount --rbind /dev "$ROOTFS/dev"
 mount --make-rslave "$ROOTFS/dev"
 [ "$(in_rootfs uname -m)" = aarch64 ] || die "the chroot does not run aarch64 code"
+in_rootfs true || die "qemu-user does not know the CPU model $CPU (qemu-aarch64-static -cpu help)"
 echo "rootfs: $(in_rootfs sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), $(in_rootfs python3 --version), $(in_rootfs ldd --version | head -1 | awk '{print "glibc " $NF}'), machine $(in_rootfs uname -m)"
 
 # ---------------------------------------------------------------- 4. install
@@ -319,9 +327,11 @@ print(f"soundfile {soundfile.__version__} (libsndfile {soundfile.__libsndfile_ve
 
 import soxr
 
-resampled = soxr.resample(audio[:, 0], rate, 16000)
-assert abs(len(resampled) - audio.shape[0] * 16000 / rate) <= 2, len(resampled)
-print(f"soxr {soxr.__version__}: {rate} Hz -> 16000 Hz, {len(resampled)} samples")
+target = 44100 if rate != 44100 else 16000  # a real rate change (the demo FLAC is 16 kHz)
+resampled = soxr.resample(audio[:, 0], rate, target)
+assert abs(len(resampled) - audio.shape[0] * target / rate) <= 2, len(resampled)
+assert np.isfinite(resampled).all() and np.abs(resampled).max() > 0.01
+print(f"soxr {soxr.__version__}: {rate} Hz -> {target} Hz, {len(resampled)} samples")
 
 import scipy
 import scipy.fft
@@ -370,7 +380,7 @@ if in_rootfs getent passwd sensekit >/dev/null; then
   RUN_AS=("--userspec=$(in_rootfs id -u sensekit):$(in_rootfs id -g sensekit)")
 fi
 if in_rootfs /opt/sensekit/bin/sensekit selftest --help >/dev/null 2>&1; then
-  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/sensekit LANG=C.UTF-8 \
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/sensekit LANG=C.UTF-8 QEMU_CPU="$CPU" \
     chroot "${RUN_AS[@]}" "$ROOTFS" /opt/sensekit/bin/sensekit selftest
   SELFTEST="sensekit selftest"
 else
@@ -384,7 +394,7 @@ phase ""
 TOTAL="$(elapsed "$T_START" "$(now)")"
 echo
 echo "================ sensekit on aarch64 (qemu-user emulation): PASSED"
-echo "rootfs:      Debian $SUITE arm64 from $ROOTFS_SOURCE"
+echo "rootfs:      Debian $SUITE arm64 from $ROOTFS_SOURCE, emulated CPU $CPU"
 echo "installed:   by $INSTALLED_BY"
 echo "selftest:    $SELFTEST"
 echo "versions:    $FREEZE"
