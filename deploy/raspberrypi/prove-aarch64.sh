@@ -14,7 +14,8 @@
 #                 soundfile reads the demo FLAC, soxr, scipy, PortAudio, LiteRT), then
 #                 `sensekit selftest` as the service user
 #
-# Usage (as root, from anywhere):  bash deploy/raspberrypi/prove-aarch64.sh [--workdir DIR] [--keep] [--apt]
+# Usage (as root, from anywhere):
+#   bash deploy/raspberrypi/prove-aarch64.sh [--workdir DIR] [--keep] [--apt] [--rebuild-rootfs] [--cpu MODEL]
 #   --workdir DIR  where the wheel, wheelhouse, rootfs cache and the rootfs go
 #                  (default /var/tmp/sensekit-aarch64; the cache survives reboots there)
 #   --keep         leave the installed rootfs in DIR/rootfs for inspection (chroot into it)
