@@ -148,9 +148,8 @@ def cmd_calibrate_audio(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from sensekit.selftest import limit_threads, run_selftest
+    from sensekit.selftest import run_selftest
 
-    limit_threads()
     setup_logging(args.log_level or "WARNING")
 
     def progress(line: str) -> None:

@@ -24,7 +24,6 @@ never publishes: the result is the exit code and a report on stdout.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import tempfile
 import time
@@ -443,9 +442,3 @@ def run_selftest(progress: Callable[[str], None] = lambda _line: None) -> Selfte
         check_release(report, config, vision.tallies, voices)
     report.timings_ms["total"] = (time.perf_counter() - started) * 1000.0
     return report
-
-
-def limit_threads() -> None:
-    """As the daemon: one BLAS/OpenMP thread (set before numpy's libraries start threads)."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(name, "1")

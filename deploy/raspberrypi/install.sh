@@ -13,7 +13,7 @@
 # Layout (see deploy/raspberrypi/README.md):
 #   /opt/sensekit/releases/<version>-<hash>/   one virtual environment per release
 #   /opt/sensekit/current -> releases/<...>     the release in use (switched atomically)
-#   /opt/sensekit/bin -> current/bin            so the CLI is always /opt/sensekit/bin/sensekit
+#   /opt/sensekit/bin/sensekit -> ../current/bin/sensekit   the CLI, whatever the release
 #   /etc/sensekit/                              config and secrets (root:sensekit 0750)
 #   /var/lib/sensekit/                          spool and site statistics (kept on upgrade)
 #   /etc/systemd/system/sensekit*.service       the daemon and first-boot provisioning
@@ -159,15 +159,18 @@ selftest_release() {
   fi
 }
 
-# Point current (and bin) at a release with rename(2), so the switch is atomic.
+# Point current at a release with rename(2), so the switch is atomic. bin/ is a real folder
+# holding only the CLI link: a link to the whole bin/ would give a `python` that cannot find its
+# pyvenv.cfg (the release's interpreter is current/bin/python).
 switch_to() {
   local release="$1"
   ln -sfn "releases/$release" "$PREFIX/current.new"
   mv -T "$PREFIX/current.new" "$PREFIX/current"
-  if [ ! -L "$PREFIX/bin" ]; then
-    rm -rf "${PREFIX:?}/bin"
-    ln -s current/bin "$PREFIX/bin"
+  if [ -L "$PREFIX/bin" ] || [ ! -d "$PREFIX/bin" ]; then
+    rm -f "${PREFIX:?}/bin"
+    mkdir -p "$PREFIX/bin"
   fi
+  ln -sfn ../current/bin/sensekit "$PREFIX/bin/sensekit"
 }
 
 current_release() {

@@ -236,57 +236,44 @@ cp -r "$HERE" "$STAGE/raspberrypi"
 cp -r "$WORKDIR/wheelhouse" "$STAGE/wheelhouse"
 cp "$WHEEL" "$STAGE/"
 IN_WHEEL="/tmp/sensekit-proof/$(basename "$WHEEL")"
-if [ -f "$HERE/install.sh" ]; then
-  # --no-selftest: phase 5b runs the same selftest once, as the service user (under emulation it
-  # takes minutes; running it twice would double that for nothing).
-  INSTALL_ARGS=(install --wheel "$IN_WHEEL" --wheelhouse /tmp/sensekit-proof/wheelhouse
-    --constraints /tmp/sensekit-proof/raspberrypi/constraints.txt --no-start --no-selftest)
-  if [ "$APT" -eq 1 ]; then
-    cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
-  else
-    INSTALL_ARGS+=(--no-apt)
-  fi
-  echo "running: install.sh ${INSTALL_ARGS[*]}"
-  in_rootfs bash /tmp/sensekit-proof/raspberrypi/install.sh "${INSTALL_ARGS[@]}"
-  # Idempotence: the same wheel and constraints again must change nothing.
-  echo "running install.sh a second time (must be a no-op)"
-  again="$(in_rootfs bash /tmp/sensekit-proof/raspberrypi/install.sh "${INSTALL_ARGS[@]}")"
-  echo "$again"
-  grep -q "already the one in use" <<<"$again" || die "the second install.sh run was not a no-op"
-  INSTALLED_BY="deploy/raspberrypi/install.sh (then again: a no-op)"
+# --no-selftest: phase 5b runs the same selftest once, as the service user (under emulation it
+# takes minutes; running it twice would double that for nothing).
+INSTALL_ARGS=(install --wheel "$IN_WHEEL" --wheelhouse /tmp/sensekit-proof/wheelhouse
+  --constraints /tmp/sensekit-proof/raspberrypi/constraints.txt --no-start --no-selftest)
+if [ "$APT" -eq 1 ]; then
+  cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 else
-  # Only until install.sh exists: the same venv and offline pip install by hand.
-  echo "deploy/raspberrypi/install.sh not found: installing by hand (venv + offline pip)"
-  in_rootfs python3 -m venv /opt/sensekit
-  in_rootfs /opt/sensekit/bin/pip install --quiet --no-index \
-    --find-links /tmp/sensekit-proof/wheelhouse \
-    -c /tmp/sensekit-proof/raspberrypi/constraints.txt "$IN_WHEEL"
-  INSTALLED_BY="a manual venv + pip install (install.sh missing)"
+  INSTALL_ARGS+=(--no-apt)
 fi
+echo "running: install.sh ${INSTALL_ARGS[*]}"
+in_rootfs bash /tmp/sensekit-proof/raspberrypi/install.sh "${INSTALL_ARGS[@]}"
+# Idempotence: the same wheel and constraints again must change nothing.
+echo "running install.sh a second time (must be a no-op)"
+again="$(in_rootfs bash /tmp/sensekit-proof/raspberrypi/install.sh "${INSTALL_ARGS[@]}")"
+echo "$again"
+grep -q "already the one in use" <<<"$again" || die "the second install.sh run was not a no-op"
+INSTALLED_BY="deploy/raspberrypi/install.sh (then again: a no-op)"
 in_rootfs /opt/sensekit/bin/sensekit --version
 # The layout install.sh promises (deploy/raspberrypi/README or the issue): checked, not assumed.
-if [ -f "$HERE/install.sh" ]; then
-  in_rootfs sh -euc '
-    getent passwd sensekit >/dev/null || { echo "no sensekit user"; exit 1; }
-    for g in video audio; do id -nG sensekit | tr " " "\n" | grep -qx "$g" || { echo "sensekit not in $g"; exit 1; }; done
-    test -d /etc/sensekit && test "$(stat -c %U:%G:%a /etc/sensekit)" = root:sensekit:750 || { echo "/etc/sensekit is not root:sensekit 0750"; exit 1; }
-    test -f /etc/sensekit/sensekit.yaml.example || { echo "no /etc/sensekit/sensekit.yaml.example"; exit 1; }
-    for u in sensekit.service sensekit-provision.service; do
-      test -f /etc/systemd/system/$u || { echo "no /etc/systemd/system/$u"; exit 1; }
-      systemctl is-enabled --quiet $u || { echo "$u not enabled"; exit 1; }
-    done
-    echo "layout: user sensekit (video, audio), /etc/sensekit 0750 root:sensekit, both units installed and enabled"
-  '
-fi
+in_rootfs sh -euc '
+  getent passwd sensekit >/dev/null || { echo "no sensekit user"; exit 1; }
+  for g in video audio; do id -nG sensekit | tr " " "\n" | grep -qx "$g" || { echo "sensekit not in $g"; exit 1; }; done
+  test -d /etc/sensekit && test "$(stat -c %U:%G:%a /etc/sensekit)" = root:sensekit:750 || { echo "/etc/sensekit is not root:sensekit 0750"; exit 1; }
+  test -f /etc/sensekit/sensekit.yaml.example || { echo "no /etc/sensekit/sensekit.yaml.example"; exit 1; }
+  for u in sensekit.service sensekit-provision.service; do
+    test -f /etc/systemd/system/$u || { echo "no /etc/systemd/system/$u"; exit 1; }
+    systemctl is-enabled --quiet $u || { echo "$u not enabled"; exit 1; }
+  done
+  echo "layout: user sensekit (video, audio), /etc/sensekit 0750 root:sensekit, both units installed and enabled"
+'
 
 # ---------------------------------------------------------------- 5. check
 phase "5a native dependencies under emulation"
 # What a wheel can get wrong on aarch64 without failing to install: a codec missing from
 # OpenCV's bundled FFmpeg, libsndfile without FLAC, PortAudio not found, a LiteRT build that
 # crashes at allocate_tensors(). Each is exercised with the bundled media and models.
-# The interpreter of the installed release, from the CLI's shebang: /opt/sensekit/bin/python
-# is not a venv interpreter when bin is a symlink to a release (no pyvenv.cfg beside it).
-VENV_PYTHON="$(in_rootfs head -n 1 /opt/sensekit/bin/sensekit | sed 's/^#!//')"
+# The interpreter of the release in use.
+VENV_PYTHON=/opt/sensekit/current/bin/python
 echo "interpreter: $VENV_PYTHON"
 in_rootfs "$VENV_PYTHON" - <<'PY'
 import importlib.metadata as md
@@ -380,14 +367,9 @@ RUN_AS=()
 if in_rootfs getent passwd sensekit >/dev/null; then
   RUN_AS=("--userspec=$(in_rootfs id -u sensekit):$(in_rootfs id -g sensekit)")
 fi
-if in_rootfs /opt/sensekit/bin/sensekit selftest --help >/dev/null 2>&1; then
-  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/sensekit LANG=C.UTF-8 QEMU_CPU="$CPU" \
-    chroot "${RUN_AS[@]}" "$ROOTFS" /opt/sensekit/bin/sensekit selftest
-  SELFTEST="sensekit selftest"
-else
-  echo "this sensekit has no 'selftest' subcommand: the model check of 5a stands in for it"
-  SELFTEST="missing (5a's model check stood in)"
-fi
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/lib/sensekit LANG=C.UTF-8 QEMU_CPU="$CPU" \
+  chroot "${RUN_AS[@]}" "$ROOTFS" /opt/sensekit/bin/sensekit selftest
+SELFTEST="sensekit selftest"
 
 phase "summary"
 FREEZE="$(in_rootfs "$VENV_PYTHON" -m pip freeze --all 2>/dev/null | grep -v -E '^(pip|setuptools)==' | tr '\n' ' ')"
