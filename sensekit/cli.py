@@ -138,13 +138,82 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmark(frames=args.frames, output=output)
 
 
-def cmd_calibrate_audio(args: argparse.Namespace) -> int:
-    from sensekit.calibrate_audio import calibrate_audio
-    from sensekit.config import load_config
+_CALIBRATION_COMMANDS = {
+    # name: (module with add_arguments() and run(), one-line help)
+    "zones": (
+        "sensekit.calibration.zones_command",
+        "draw the zones and masks on a snapshot of the camera; write them and a preview PNG",
+    ),
+    "faces": (
+        "sensekit.calibration.faces_command",
+        "fit face gating (size, detector score, head pose) to a site recording, per zone",
+    ),
+    "audio": (
+        "sensekit.calibration.audio_command",
+        "measure the background noise floor and set the voice-activity thresholds",
+    ),
+    "speech": (
+        "sensekit.calibration.speech_command",
+        "learn this site's voice feature statistics from its speech (site normalisation)",
+    ),
+}
 
-    config = load_config(Path(args.config))
-    setup_logging(args.log_level or "WARNING")
-    return calibrate_audio(config, Path(args.input) if args.input else None, args.seconds)
+
+def _add_calibration_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`sensekit calibrate <step>` (the installer's tools) and `sensekit eval` (the models').
+
+    Each step lives in its own module with `add_arguments(parser)` and `run(args) -> int`;
+    those modules import nothing heavy at the top, so `sensekit --help` stays fast.
+    """
+    import importlib
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="fit this device to its site: zones, face gating, audio levels, speech statistics",
+        description=(
+            "The installer's tools, run once at the site (in this order): `zones` draws the "
+            "zones and masks on a snapshot, `faces` fits face gating to a short recording, "
+            "`audio` sets the voice-activity thresholds from the background noise, `speech` "
+            "learns the site's voice statistics. Each prints what it set and why, writes the "
+            "settings into the config file (keeping its comments) and never stores an image "
+            "or a sound on the device."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    steps = calibrate.add_subparsers(dest="step", metavar="STEP", required=True)
+    for name, (module_name, help_text) in _CALIBRATION_COMMANDS.items():
+        module = importlib.import_module(module_name)
+        step = steps.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(step)
+        step.set_defaults(func=module.run)
+
+    # The old name of `calibrate speech`, kept so provisioning scripts written for it still work.
+    speech = importlib.import_module(_CALIBRATION_COMMANDS["speech"][0])
+    legacy = sub.add_parser(
+        "calibrate-audio",
+        help="old name of `sensekit calibrate speech`",
+        description="Old name of `sensekit calibrate speech`; same options.",
+    )
+    speech.add_arguments(legacy)
+    legacy.set_defaults(func=speech.run)
+
+    evaluation = importlib.import_module("sensekit.calibration.evaluate.command")
+    eval_parser = sub.add_parser(
+        "eval",
+        help="measure both models on labelled data (FER2013, EmoDB) and write a report",
+        description=(evaluation.__doc__ or "").strip(),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluation.add_arguments(eval_parser)
+    eval_parser.set_defaults(func=evaluation.run)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -266,23 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     notice.add_argument("--output", "-o", help="write to this file instead of standard output")
     notice.set_defaults(func=cmd_notice)
 
-    calibrate = sub.add_parser(
-        "calibrate-audio",
-        help="learn this site's voice feature statistics (site normalisation)",
-        description=(
-            "Listen to the configured microphones for --seconds (or read --input, a recording "
-            "made at the site) and learn the mean and spread of each voice feature, so the "
-            "voice model sees this microphone, room and language the way it saw its training "
-            "studio. Writes <state_dir>/voice-normalisation.json (statistics only: no audio) "
-            "once voice.normalisation.min_windows speech windows were heard; exit 1 if fewer."
-        ),
-    )
-    calibrate.add_argument("--config", "-c", required=True, help="the device's YAML config")
-    calibrate.add_argument("--input", help="a WAV/FLAC/OGG recording of the site instead")
-    calibrate.add_argument(
-        "--seconds", type=float, default=600.0, help="how long to listen (default 600)"
-    )
-    calibrate.set_defaults(func=cmd_calibrate_audio)
+    _add_calibration_parsers(sub)
 
     bench = sub.add_parser(
         "bench",

@@ -12,7 +12,7 @@ site's own speech windows:
   windows, so it follows slow changes such as a new microphone position but not one loud
   customer). Used once `min_windows` windows were seen; until then the training statistics.
   Saved to the state directory (atomically) so a restart keeps them.
-- `frozen`: statistics learned earlier (`sensekit calibrate-audio`, or a `learn` run) are
+- `frozen`: statistics learned earlier (`sensekit calibrate speech`, or a `learn` run) are
   loaded and never changed.
 
 What is stored is one mean and one variance per feature over at least `min_windows` windows
@@ -202,7 +202,7 @@ class SiteNormaliser:
             if self.options.mode is NormalisationMode.FROZEN:
                 log.warning(
                     "voice: normalisation is frozen but %s does not exist (run "
-                    "`sensekit calibrate-audio`); using the model's training statistics",
+                    "`sensekit calibrate speech`); using the model's training statistics",
                     path,
                 )
             return

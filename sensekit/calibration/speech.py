@@ -1,4 +1,4 @@
-"""`sensekit calibrate-audio`: learn the site's voice feature statistics once, on purpose.
+"""`sensekit calibrate speech`: learn the site's voice feature statistics once, on purpose.
 
 The daemon learns them anyway (`voice.normalisation.mode: learn`); this command is for an
 installer who wants the device calibrated before it goes live, or who wants them fixed
@@ -40,7 +40,7 @@ def _sources(config: Config, recording: Path | None) -> list[AudioSource]:
     ]
 
 
-def calibrate_audio(config: Config, recording: Path | None, seconds: float) -> int:
+def calibrate_speech(config: Config, recording: Path | None, seconds: float) -> int:
     from sensekit.voice_runtime import NORMALISATION_FILE, build_voice_runtime
 
     learning = config.voice.normalisation.model_copy(update={"mode": "learn"})
