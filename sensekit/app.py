@@ -46,6 +46,7 @@ from sensekit.tracker import Tracker
 from sensekit.types import FaceTally, ZoneTally, ZoneWindow
 from sensekit.vision.detector import DetectorOptions, FaceDetector
 from sensekit.vision.expression import ExpressionClassifier, ExpressionOptions
+from sensekit.vision.gate import FaceGate
 from sensekit.vision.pipeline import VisionPipeline
 from sensekit.voice_runtime import VoiceRuntime, build_voice_runtime
 from sensekit.zones import ZoneMap
@@ -147,7 +148,7 @@ def release_policy(config: Config) -> ReleasePolicy:
     )
 
 
-def _detector_options(camera: CameraConfig, threads: int) -> DetectorOptions:
+def detector_options(camera: CameraConfig, threads: int) -> DetectorOptions:
     detector = camera.detector
     return DetectorOptions(
         model=detector.model,
@@ -163,7 +164,7 @@ def build_vision_pipeline(config: Config, camera: CameraConfig) -> VisionPipelin
     """One camera's models, tracker, zones and masks, as configured (the daemon and the
     self-test build them the same way)."""
     return VisionPipeline(
-        FaceDetector(_detector_options(camera, config.inference_threads)),
+        FaceDetector(detector_options(camera, config.inference_threads)),
         ExpressionClassifier(
             ExpressionOptions(
                 model_path=config.expression.model_path,
@@ -173,8 +174,23 @@ def build_vision_pipeline(config: Config, camera: CameraConfig) -> VisionPipelin
         ),
         Tracker(config.tracker.iou_threshold, config.tracker.max_gap_s, config.tracker.min_frames),
         ZoneMap.from_config(camera),
-        config.expression.min_face_px,
+        face_gate(config, camera),
         ExclusionMask.from_config(camera),
+    )
+
+
+def face_gate(config: Config, camera: CameraConfig) -> FaceGate:
+    """The camera's gate; unset keys keep their older meaning (expression.min_face_px, and the
+    detector's own threshold, i.e. no extra score gating)."""
+    gate = camera.gate
+    return FaceGate(
+        min_face_px=float(
+            config.expression.min_face_px if gate.min_face_px is None else gate.min_face_px
+        ),
+        min_score=0.0 if gate.min_score is None else gate.min_score,
+        max_yaw_deg=gate.max_yaw_deg,
+        max_pitch_deg=gate.max_pitch_deg,
+        model=camera.detector.model,
     )
 
 

@@ -102,6 +102,29 @@ class DetectorConfig(_Strict):
     min_face_px: Annotated[int, Field(ge=0)] = 24
 
 
+class FaceGateConfig(_Strict):
+    """Which detected faces get their expression classified. Every face the detector finds
+    (detector.score_threshold) is counted as a person; a face outside these limits is counted
+    but not classified (`unclassified` in the window). Fitted by `sensekit calibrate faces`."""
+
+    min_face_px: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="smaller faces (shorter side of the box, frame pixels) are not classified; "
+        "unset: expression.min_face_px",
+    )
+    min_score: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
+        None,
+        description="faces the detector is less sure of are not classified; unset: "
+        "detector.score_threshold (no extra gating)",
+    )
+    max_yaw_deg: Annotated[float, Field(gt=0.0, le=90.0)] = Field(
+        60.0, description="faces turned further aside (rough estimate) are not classified; 90: off"
+    )
+    max_pitch_deg: Annotated[float, Field(gt=0.0, le=90.0)] = Field(
+        45.0, description="faces tilted further up or down are not classified; 90: off"
+    )
+
+
 class _Polygon(_Strict):
     name: Name
     polygon: list[tuple[Fraction, Fraction]] = Field(
@@ -166,6 +189,7 @@ class CameraConfig(_Strict):
         10.0, description="a live camera silent this long is closed and reopened"
     )
     detector: DetectorConfig = DetectorConfig()
+    gate: FaceGateConfig = FaceGateConfig()
     anchor: Anchor = Anchor.BOX_CENTER
     zones: list[ZoneConfig] = Field(
         default_factory=list, description="empty: one zone named after the camera, whole frame"

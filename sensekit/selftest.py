@@ -8,7 +8,8 @@ So it goes through the real stages, with the real models, on the bundled media, 
 the result with the media's ground truth:
 
 1. every bundled model loads and gives finite outputs (probabilities summing to 1 where the
-   model ends in a softmax);
+   model ends in a softmax), the float reference exports (`*_float.tflite`, which only
+   `sensekit eval` uses) included, invoked with float input and held to float rounding;
 2. the first window of the demo video through detection, classification, tracking, zones and
    window counting: detector recall against the known face boxes, people per zone against the
    ground truth, and the expression the bundled faces show;
@@ -76,6 +77,10 @@ outputs have thousands of anchors)."""
 
 PROBABILITY_SUM_TOLERANCE = 0.02
 """int8 outputs step by 1/256; seven of them rounding the same way stay within this."""
+
+FLOAT_PROBABILITY_SUM_TOLERANCE = 1e-4
+"""The float reference exports (`*_float.tflite`, for `sensekit eval`) end in a float32
+softmax: their rows sum to 1 up to float32 rounding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +171,13 @@ def _dequantised(model: TFLiteModel, outputs: list[np.ndarray]) -> list[np.ndarr
     return values
 
 
+def _sum_tolerance(model: TFLiteModel) -> float:
+    """int8 rounding for quantized outputs; float32 rounding for the float exports."""
+    if any(spec.quantization.is_quantized for spec in model.outputs):
+        return PROBABILITY_SUM_TOLERANCE
+    return FLOAT_PROBABILITY_SUM_TOLERANCE
+
+
 def check_models(report: SelftestReport) -> None:
     """Load and invoke every bundled model once."""
     paths = bundled_models()
@@ -182,20 +194,23 @@ def check_models(report: SelftestReport) -> None:
             continue
         elapsed = (time.perf_counter() - started) * 1000.0
         shapes = ", ".join("x".join(str(v) for v in o.shape) for o in outputs)
-        detail = f"loaded and invoked in {elapsed:.0f} ms, outputs {shapes}"
-        problem = _output_problem(outputs)
+        kinds = ", ".join(sorted({str(spec.dtype) for spec in model.inputs}))
+        detail = f"loaded and invoked in {elapsed:.0f} ms, {kinds} input, outputs {shapes}"
+        problem = _output_problem(outputs, _sum_tolerance(model))
         report.add(f"model {name}", problem is None, detail + (f": {problem}" if problem else ""))
 
 
-def _output_problem(outputs: list[np.ndarray]) -> str | None:
+def _output_problem(
+    outputs: list[np.ndarray], tolerance: float = PROBABILITY_SUM_TOLERANCE
+) -> str | None:
     """Non-finite numbers anywhere, or a class-probability output (a short last axis: the
-    7 expressions, 3 arousal levels) whose rows do not sum to 1 within int8 rounding."""
+    7 expressions, 3 arousal levels) whose rows do not sum to 1 within `tolerance`."""
     if not all(np.isfinite(o).all() for o in outputs):
         return "outputs are not finite"
     for output in outputs:
         if output.ndim == 2 and output.shape[1] <= MAX_CLASSES:
             sums = output.sum(axis=1)
-            if not np.allclose(sums, 1.0, atol=PROBABILITY_SUM_TOLERANCE):
+            if not np.allclose(sums, 1.0, atol=tolerance):
                 return f"class probabilities sum to {sums.tolist()}, not 1"
     return None
 

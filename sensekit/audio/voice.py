@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from sensekit.audio.prosody import FEATURE_NAMES, FEATURE_VERSION
+from sensekit.confidence import apply_temperature, sidecar_temperature
 from sensekit.errors import ModelError
 from sensekit.runtime import Quantization, TFLiteModel, resolve_model
 from sensekit.types import VOICE_AROUSAL_LABELS, VOICE_EMOTION_LABELS, VoiceScores
 
 MODEL_FILE = "voice_prosody_int8.tflite"
+HEADS = ("arousal", "emotion")
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -47,6 +50,8 @@ class VoiceModelInfo:
     arousal_labels: tuple[str, ...]
     emotion_labels: tuple[str, ...]
     sha256: str
+    temperature: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """The sidecar's `temperature` entries per head (`sensekit eval --save-temperature`)."""
 
     @classmethod
     def load(cls, path: Path, fold: str | None = None) -> VoiceModelInfo:
@@ -82,6 +87,7 @@ class VoiceModelInfo:
                 arousal_labels=tuple(str(n) for n in data["arousal_labels"]),
                 emotion_labels=tuple(str(n) for n in data["emotion_labels"]),
                 sha256=str(data["sha256"]),
+                temperature=dict(data.get("temperature") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
@@ -142,8 +148,13 @@ class VoiceClassifier:
         num_threads: int = 1,
         *,
         info: VoiceModelInfo | None = None,
+        temperature: float | Mapping[str, float] | None = None,
     ) -> None:
-        """Load the model and its sidecar (`<model>.json` unless `info` is given)."""
+        """Load the model and its sidecar (`<model>.json` unless `info` is given).
+
+        `temperature` overrides the sidecar's per-head confidence temperatures: one number for
+        both heads or one per head name; None = the sidecar's (1 for a head without one).
+        """
         path = resolve_model(model_path or MODEL_FILE)
         self._model = TFLiteModel(path, num_threads=num_threads)
         self.info = info or VoiceModelInfo.load(path.with_suffix(".json"))
@@ -168,6 +179,30 @@ class VoiceClassifier:
         self._arousal_index, self._emotion_index = sizes[arousal], sizes[emotion]
         self._input_quant = spec.quantization
         self._output_quant = [out.quantization for out in self._model.outputs]
+        self.temperature = self._temperatures(temperature, actual)
+
+    def _temperatures(
+        self, override: float | Mapping[str, float] | None, sha256: str
+    ) -> dict[str, float]:
+        """Per-head temperature: the override, else the sidecar's for this very file, else 1."""
+        if override is not None:
+            chosen = (
+                {h: float(override[h]) for h in HEADS}
+                if isinstance(override, Mapping)
+                else dict.fromkeys(HEADS, float(override))
+            )
+            if not all(t > 0.0 for t in chosen.values()):
+                raise ModelError(f"temperatures must be positive, got {chosen}")
+            return chosen
+        try:
+            return {
+                h: sidecar_temperature(
+                    self.info.temperature.get(h), sha256, f"{self.info.source} [{h}]"
+                )
+                for h in HEADS
+            }
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
 
     @property
     def model_path(self) -> Path:
@@ -208,7 +243,10 @@ class VoiceClassifier:
         raw = self._model.run([quantize(x, self._input_quant)])
         arousal = self._dequantize(raw, self._arousal_index)
         emotion = self._dequantize(raw, self._emotion_index)
-        return arousal, emotion
+        return (
+            apply_temperature(arousal, self.temperature["arousal"]),
+            apply_temperature(emotion, self.temperature["emotion"]),
+        )
 
     def _dequantize(self, raw: list[npt.NDArray[Any]], index: int) -> FloatArray:
         """Softmax codes to probabilities that sum to exactly 1 (int8 rounding drifts them)."""

@@ -7,6 +7,8 @@ grey levels into the model's int8 input, with no float image in between.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from sensekit.confidence import apply_temperature, sidecar_temperature
 from sensekit.errors import ModelError
 from sensekit.runtime import TFLiteModel
 from sensekit.types import EXPRESSION_LABELS, ExpressionScores, Face
@@ -28,6 +31,8 @@ class ExpressionOptions:
     model_path: Path | None = None
     crop_scale: float = 1.25
     num_threads: int = 1
+    temperature: float | None = None
+    """Confidence temperature; None = the sidecar's (fitted by `sensekit eval`), else 1."""
 
 
 def int8_lookup(scale: float, zero_point: int) -> npt.NDArray[np.int8]:
@@ -72,6 +77,23 @@ class ExpressionClassifier:
         self.size = spec.shape[1]
         self._lookup = int8_lookup(spec.quantization.scale, spec.quantization.zero_point)
         self._out_quant = output.quantization
+        self.temperature = self._temperature()
+
+    def _temperature(self) -> float:
+        """The option's temperature, else the sidecar's if fitted for this very file, else 1."""
+        if self.options.temperature is not None:
+            if not self.options.temperature > 0.0:
+                raise ModelError(f"temperature must be positive, got {self.options.temperature}")
+            return float(self.options.temperature)
+        sidecar = self._model.path.with_suffix(".json")
+        if not sidecar.is_file():
+            return 1.0
+        try:
+            entry = json.loads(sidecar.read_text(encoding="utf-8")).get("temperature")
+            sha256 = hashlib.sha256(self._model.path.read_bytes()).hexdigest()
+            return sidecar_temperature(entry, sha256, str(sidecar))
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"cannot read the temperature in {sidecar}: {exc}") from exc
 
     @property
     def model_path(self) -> Path:
@@ -118,7 +140,7 @@ class ExpressionClassifier:
         # The model ends in a softmax; renormalising removes the quantization's rounding drift.
         totals = values.sum(axis=1, keepdims=True)
         np.maximum(totals, 1e-12, out=totals)
-        return values / totals
+        return apply_temperature(values / totals, self.temperature)
 
     def classify(
         self, image: npt.NDArray[np.uint8], faces: Sequence[Face]

@@ -1,5 +1,8 @@
-"""One camera's per-frame path: blank the masked areas, detect, classify all faces in one call,
-track, assign zones.
+"""One camera's per-frame path: blank the masked areas, detect, gate, classify the faces that
+pass in one call, track, assign zones.
+
+Gated faces (too small, doubtful, turned: `sensekit.vision.gate`) are tracked and counted like
+the others but get no probabilities; the window payload counts them as `unclassified`.
 
 Returns only observations (track, zone, probabilities): the frame and the crops end here.
 """
@@ -7,6 +10,7 @@ Returns only observations (track, zone, probabilities): the frame and the crops 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +21,7 @@ from sensekit.tracker import Tracker
 from sensekit.types import ClassifiedFace, ExpressionScores, FrameResult, VideoFrame
 from sensekit.vision.detector import FaceDetector
 from sensekit.vision.expression import ExpressionClassifier
+from sensekit.vision.gate import FaceGate, GateReason
 from sensekit.zones import ZoneMap
 
 
@@ -43,7 +48,7 @@ class VisionPipeline:
         classifier: ExpressionClassifier,
         tracker: Tracker,
         zones: ZoneMap,
-        min_classify_px: int,
+        gate: FaceGate,
         mask: ExclusionMask | None = None,
     ) -> None:
         self.detector = detector
@@ -51,8 +56,11 @@ class VisionPipeline:
         self.classifier = classifier
         self.tracker = tracker
         self.zones = zones
-        self.min_classify_px = min_classify_px
+        self.gate = gate
         self.times = StageTimes()
+        # Face-frames per gate reason since start, for the health/stats message. Per camera
+        # only, never per zone: a per-zone count of faces would publish small groups.
+        self.gate_counts: Counter[GateReason] = Counter()
 
     def process(self, frame: VideoFrame) -> tuple[FrameResult, list[Observation]]:
         t0 = time.perf_counter()
@@ -64,18 +72,15 @@ class VisionPipeline:
                 f for f, masked in zip(faces, self.mask.covers(anchors), strict=True) if not masked
             ]
         t1 = time.perf_counter()
-        width, height = frame.width, frame.height
-        large = [
-            i
-            for i, face in enumerate(faces)
-            if min(face.box.width * width, face.box.height * height) >= self.min_classify_px
-        ]
+        reasons = self.gate.reasons(faces, frame.width, frame.height)
+        self.gate_counts.update(reasons)
+        passing = [i for i, reason in enumerate(reasons) if reason is GateReason.CLASSIFIED]
         scores: list[ExpressionScores | None] = [None] * len(faces)
         expression_ms = None
-        if large:
-            batch = self.classifier.crops(image, [faces[i] for i in large])
+        if passing:
+            batch = self.classifier.crops(image, [faces[i] for i in passing])
             probabilities = self.classifier.classify_batch(batch)
-            for i, p in zip(large, probabilities, strict=True):
+            for i, p in zip(passing, probabilities, strict=True):
                 scores[i] = ExpressionScores(p)
             expression_ms = (time.perf_counter() - t1) * 1000.0
         self.times.add((t1 - t0) * 1000.0, expression_ms)

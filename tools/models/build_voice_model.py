@@ -14,8 +14,12 @@ that run in two virtual environments:
    10 folds): per fold a float Keras model is trained on 9 speakers, scored on the 10th, and
    converted to a fully int8 LiteRT model (``models/voice_prosody_folds/``, committed, so the
    evaluation can be re-run without TensorFlow); then the shipped model is trained on all 10
-   speakers (``models/voice_prosody_int8.tflite`` + ``.json`` sidecar). The same LOSO is run
-   once more, float only, with the comparison arousal mapping.
+   speakers (``models/voice_prosody_int8.tflite`` + ``.json`` sidecar), and also converted
+   without quantization (``models/voice_prosody_float.tflite``, the float reference that
+   ``sensekit eval`` compares the int8 model with; not used by the daemon). The same LOSO is
+   run once more, float only, with the comparison arousal mapping. Every int8 conversion is
+   calibrated on rows chosen by the shared rule of ``tools/models/representative.py``
+   (see ``calibration_rows``).
 3. ``evaluate`` (``.venv``): the int8 fold models run through ``sensekit.audio.voice.
    VoiceClassifier`` -- the daemon's own code path -- and the metrics, confusion matrices,
    float/int8 agreement and logistic-regression baselines are written to
@@ -56,10 +60,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # sensekit from this checkout, installed or not
     sys.path.insert(0, str(REPO_ROOT))
 
+from tools.models.representative import Representative, representative_rows  # noqa: E402
+
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "emodb"
 BUILD_DIR = REPO_ROOT / "build" / "voice"
 MODELS_DIR = REPO_ROOT / "models"
 MODEL_NAME = "voice_prosody_int8"
+FLOAT_NAME = "voice_prosody_float"
 FOLDS_DIR = "voice_prosody_folds"
 FOLDS_JSON = "folds.json"
 FEATURES_FILE = "emodb_features.npz"
@@ -68,6 +75,12 @@ SAMPLE_RATE = 16000
 WINDOW_S = 2.0
 STD_FLOOR = 1e-6
 """A feature with a smaller standard deviation is treated as constant (divided by 1)."""
+REP_PER_CLASS = 35
+"""Calibration clips per emotion class: the most that every model's smallest training class
+can supply (disgust has 35 clips once speaker 16 is held out), so no sample is unbalanced."""
+REP_SEED = 2026
+"""Seed of the calibration draw, the same for every fold and the shipped model (and fixed
+whatever --seed the training uses: the draw depends only on the training clips)."""
 
 # EmoDB's emotions in the order of sensekit.types.VOICE_EMOTION_LABELS, and their names there.
 EMODB_TO_EMOTION: dict[str, str] = {
@@ -395,12 +408,47 @@ def predict_float(model: Any, x: FloatArray) -> tuple[FloatArray, FloatArray]:
     return arousal.numpy().astype(np.float32), emotion.numpy().astype(np.float32)
 
 
+def calibration_rows(
+    data: Dataset, train: npt.NDArray[np.bool_], views: FloatArray, per_class: int, seed: int
+) -> tuple[FloatArray, Representative]:
+    """The representative rows of a model trained on the clips `train` (a mask over all clips).
+
+    The shared rule (``tools/models/representative.py``) draws `per_class` *clips* per emotion
+    class (the 7 EmoDB classes, label order) from the training clips only, with PCG64(seed).
+    A clip's two standardised views (`views`: per-speaker rows, then pooled rows, as built by
+    ``training_views``) are drawn **together**: each drawn clip contributes its per-speaker
+    row then its pooled row. Why together: the two views are one utterance as a calibrated and
+    as an uncalibrated device sees it, so the sample stays balanced over classes *and* over the
+    two device states, and the manifest's clip indices say exactly which rows were fed.
+    """
+    train_idx = np.flatnonzero(train)
+    sample = representative_rows(
+        data.emotion_targets(),
+        train_idx,
+        classes=range(len(data.emotion_labels)),
+        class_names=data.emotion_labels,
+        per_class=per_class,
+        seed=seed,
+    )
+    position = np.searchsorted(train_idx, sample.indices)
+    rows = np.stack([views[position], views[len(train_idx) + position]], axis=1)
+    manifest = {
+        **sample.manifest,
+        "unit": (
+            "EmoDB clip (index into labels.csv sorted by file name); both standardised views "
+            "of each drawn clip are fed, per-speaker then pooled"
+        ),
+        "rows_fed": 2 * len(sample.indices),
+    }
+    return rows.reshape(-1, views.shape[1]), Representative(sample.indices, manifest)
+
+
 def convert_int8(model: Any, representative: FloatArray) -> bytes:
-    """A fully int8 LiteRT model with a dynamic batch, calibrated on the training inputs.
+    """A fully int8 LiteRT model with a dynamic batch, calibrated on `representative`.
 
     Traced through a ``tf.function`` with batch ``None`` (``shape_signature [-1, F]``) so the
-    daemon scores all windows of a cycle in one call. The representative rows are the model's
-    own training inputs (both standardisations), fed one at a time in order.
+    daemon scores all windows of a cycle in one call. The representative rows (chosen by
+    ``calibration_rows``) are fed one at a time in order.
     """
     import tensorflow as tf
 
@@ -419,6 +467,29 @@ def convert_int8(model: Any, representative: FloatArray) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     return bytes(converter.convert())
+
+
+def convert_float(model: Any, features: int) -> bytes:
+    """The same traced network without quantization: float32 z-scores in, float32 out.
+
+    Same dynamic batch as the int8 model; the input is the standardised features the int8
+    model's caller quantises. The reference for ``sensekit eval``; not used by the daemon.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, features], tf.float32, name="features")
+    serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], model
+    )
+    tflite = bytes(converter.convert())
+    interp = tf.lite.Interpreter(model_content=tflite)
+    (inp,) = interp.get_input_details()
+    if inp["dtype"] != np.float32 or [int(v) for v in inp["shape_signature"]] != [-1, features]:
+        raise RuntimeError(f"float export input {inp}: expected float32 with a dynamic batch")
+    if any(out["dtype"] != np.float32 for out in interp.get_output_details()):
+        raise RuntimeError("float export has a non-float output")
+    return tflite
 
 
 def quantization_of(tflite: bytes) -> dict[str, Any]:
@@ -464,12 +535,17 @@ def sidecar_common(data: Dataset, recipe: Recipe) -> dict[str, Any]:
 
 
 def loso_float(
-    data: Dataset, mapping: Mapping[str, str], recipe: Recipe, folds_dir: Path | None
+    data: Dataset,
+    mapping: Mapping[str, str],
+    recipe: Recipe,
+    folds_dir: Path | None,
+    calibration: tuple[int, int] = (REP_PER_CLASS, REP_SEED),
 ) -> dict[str, FloatArray]:
     """Train every LOSO fold; return float probabilities per head and condition.
 
     With `folds_dir`, each fold's model is also converted to int8 and written there with
-    its training statistics (the folds' JSON is written by the caller).
+    its training statistics and calibration manifest (the folds' JSON is written by the
+    caller); `calibration` is the rule's (per_class, seed).
     """
     x, speakers = data.features, data.speakers
     y_arousal, y_emotion = data.arousal_targets(mapping), data.emotion_targets()
@@ -495,7 +571,8 @@ def loso_float(
             out[f"arousal_{cond}"][test] = arousal
             out[f"emotion_{cond}"][test] = emotion
         if folds_dir is not None:
-            tflite = convert_int8(model, views)
+            rows, sample = calibration_rows(data, train, views, *calibration)
+            tflite = convert_int8(model, rows)
             name = f"fold_{speaker}.tflite"
             (folds_dir / name).write_bytes(tflite)
             fold_entries[speaker] = {
@@ -506,6 +583,7 @@ def loso_float(
                 "train_speakers": sorted(set(speakers[train].tolist())),
                 "standardisation": {"mean": mean.tolist(), "std": std.tolist()},
                 **quantization_of(tflite),
+                "representative": sample.manifest,
             }
     if folds_dir is not None:
         out["_fold_entries"] = fold_entries  # type: ignore[assignment]
@@ -525,7 +603,8 @@ def step_train(args: argparse.Namespace) -> int:
         old.unlink()
 
     print(f"LOSO, shipped mapping, {recipe}")
-    shipped = loso_float(data, AROUSAL_MAPPING, recipe, folds_dir)
+    calibration = (args.per_class, args.rep_seed)
+    shipped = loso_float(data, AROUSAL_MAPPING, recipe, folds_dir, calibration)
     fold_entries = shipped.pop("_fold_entries")
     folds_json = {
         **sidecar_common(data, recipe),
@@ -554,10 +633,23 @@ def step_train(args: argparse.Namespace) -> int:
         recipe,
         seed=recipe.seed + 10_000,
     )
-    tflite = convert_int8(final, views)
+    rows, sample = calibration_rows(data, np.ones(len(x), bool), views, *calibration)
+    print(f"calibration: {sample.manifest['rows_fed']} rows, {sample.manifest['counts']}")
+    tflite = convert_int8(final, rows)
     model_path = args.models / f"{MODEL_NAME}.tflite"
     model_path.write_bytes(tflite)
     digest = hashlib.sha256(tflite).hexdigest()
+    float_tflite = convert_float(final, x.shape[1])
+    float_path = args.models / f"{FLOAT_NAME}.tflite"
+    float_path.write_bytes(float_tflite)
+    float_reference = {
+        "model": float_path.name,
+        "sha256": hashlib.sha256(float_tflite).hexdigest(),
+        "bytes": len(float_tflite),
+        "input": "float32 N x 73 z-scores (the same standardisation as this model), unquantized",
+        "use": "reference for the float-vs-int8 agreement (sensekit eval); not used by the daemon",
+    }
+    print(f"wrote {float_path} ({len(float_tflite)} bytes, sha256 {float_reference['sha256']})")
     mean, std = statistics(x)
     sidecar = {
         "model": model_path.name,
@@ -570,6 +662,8 @@ def step_train(args: argparse.Namespace) -> int:
             "std": std.tolist(),
         },
         **quantization_of(tflite),
+        "representative": sample.manifest,
+        "float_reference": float_reference,
         "tensorflow": tf.__version__,
     }
     (args.models / f"{MODEL_NAME}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
@@ -797,7 +891,12 @@ def step_evaluate(args: argparse.Namespace) -> int:
         "arousal": float(np.mean(final_arousal.argmax(1) == floats["final_arousal"].argmax(1))),
         "emotion": float(np.mean(final_emotion.argmax(1) == floats["final_emotion"].argmax(1))),
     }
+    float_reference = float_reference_check(
+        args.models, z_all, floats, final_arousal, final_emotion
+    )
     model_file = args.models / f"{MODEL_NAME}.tflite"
+    sidecar = json.loads(model_file.with_suffix(".json").read_text())
+    folds_json = json.loads((args.models / FOLDS_DIR / FOLDS_JSON).read_text())
     result = {
         "model": model_file.name,
         "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
@@ -826,6 +925,11 @@ def step_evaluate(args: argparse.Namespace) -> int:
         "comparison_mapping": comparison,
         "logistic_regression": logistic_baseline(data, AROUSAL_MAPPING),
         "shipped_model_float_int8_agreement_on_training_clips": final_agreement,
+        "float_reference": float_reference,
+        "representative": {
+            "shipped": sidecar["representative"],
+            "folds": {s: e["representative"] for s, e in folds_json["folds"].items()},
+        },
     }
     out = args.models / f"{MODEL_NAME}_eval.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -834,6 +938,42 @@ def step_evaluate(args: argparse.Namespace) -> int:
     print_report(result)
     print(f"wrote {out} and {png}")
     return 0
+
+
+def float_reference_check(
+    models: Path,
+    z: FloatArray,
+    floats: Mapping[str, Any],
+    int8_arousal: FloatArray,
+    int8_emotion: FloatArray,
+) -> dict[str, Any]:
+    """The float export under the runtime interpreter on all clips (pooled standardisation).
+
+    Its argmax must match the Keras model it was converted from (a check of the export), and
+    its agreement with the int8 model is what ``sensekit eval`` measures on a site's data.
+    """
+    from sensekit.runtime import TFLiteModel
+
+    path = models / f"{FLOAT_NAME}.tflite"
+    model = TFLiteModel(path)
+    model.set_batch_size(len(z))
+    outputs = model.run([z])
+    by_head = {"arousal" if o.shape[-1] == 3 else "emotion": o for o in outputs}
+    int8 = {"arousal": int8_arousal, "emotion": int8_emotion}
+    return {
+        "model": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "bytes": path.stat().st_size,
+        "agreement_with_keras_on_training_clips": {
+            h: float(np.mean(by_head[h].argmax(1) == floats[f"final_{h}"].argmax(1))) for h in HEADS
+        },
+        "max_abs_difference_from_keras": float(
+            max(np.abs(by_head[h] - floats[f"final_{h}"]).max() for h in HEADS)
+        ),
+        "agreement_with_int8_on_training_clips": {
+            h: float(np.mean(by_head[h].argmax(1) == int8[h].argmax(1))) for h in HEADS
+        },
+    }
 
 
 def print_report(result: Mapping[str, Any]) -> None:
@@ -863,6 +1003,7 @@ def print_report(result: Mapping[str, Any]) -> None:
         "shipped model float/int8 agreement on training clips:",
         json.dumps(result["shipped_model_float_int8_agreement_on_training_clips"]),
     )
+    print("float export (voice_prosody_float.tflite):", json.dumps(result["float_reference"]))
 
 
 # --------------------------------------------------------------------------- step: bench
@@ -919,6 +1060,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=MODELS_DIR, help="output folder")
     parser.add_argument("--ensemble", type=int, default=Recipe.ensemble)
     parser.add_argument("--seed", type=int, default=Recipe.seed)
+    parser.add_argument(
+        "--per-class", type=int, default=REP_PER_CLASS, help="train: calibration clips per class"
+    )
+    parser.add_argument(
+        "--rep-seed", type=int, default=REP_SEED, help="train: seed of the calibration draw"
+    )
     parser.add_argument("--skip-comparison", action="store_true", help="train: skip it")
     parser.add_argument("--runs", type=int, default=500, help="bench: timed calls")
     args = parser.parse_args(argv)
