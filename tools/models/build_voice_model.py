@@ -205,21 +205,10 @@ def read_labels(data: Path) -> list[dict[str, str]]:
     return sorted(rows, key=lambda r: r["file"])
 
 
-def load_clip(path: Path) -> FloatArray:
-    """A mono clip as float32 at 16 kHz, resampled with soxr like the daemon's capture."""
-    import soundfile as sf
-    import soxr
-
-    samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        mono = soxr.resample(mono, rate, SAMPLE_RATE)
-    return np.ascontiguousarray(mono, dtype=np.float32)
-
-
 def extract_features(data: Path, files: Sequence[str], progress: bool = True) -> FloatArray:
     """Prosody features of the given EmoDB clips with this checkout's extractor."""
     from sensekit.audio.prosody import ProsodyExtractor
+    from sensekit.calibration.evaluate.voice import load_clip  # the eval's own clip reader
 
     extractor = ProsodyExtractor(SAMPLE_RATE)
     rows = [
@@ -1013,6 +1002,7 @@ def step_bench(args: argparse.Namespace) -> int:
     """Median time of feature extraction per 2 s window and of classify() per batch size."""
     from sensekit.audio.prosody import ProsodyExtractor
     from sensekit.audio.voice import VoiceClassifier
+    from sensekit.calibration.evaluate.voice import load_clip  # the eval's own clip reader
 
     rows = read_labels(args.data)[:: max(1, 535 // 60)]
     clips = [load_clip(args.data / "wav" / r["file"]) for r in rows]
