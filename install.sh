@@ -15,11 +15,12 @@ export DEBIAN_FRONTEND=noninteractive
 # checks at the system-call level that nothing but the spool is written (tests/integration/test_egress.py).
 # systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap and shellcheck:
 # the Raspberry Pi deployment tests score the unit files, run deploy/raspberrypi/install.sh in a
-# clean Debian root and boot it under systemd, and lint the shell scripts.
+# clean Debian root and boot it under systemd, and lint the shell scripts. tmux: the test of
+# `sensekit watch` drives the live terminal view in a real terminal.
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   python3 python3-venv python3-pip mosquitto mosquitto-clients libportaudio2 \
-  espeak-ng sox strace systemd systemd-container debootstrap shellcheck
+  espeak-ng sox strace systemd systemd-container debootstrap shellcheck tmux
 
 # cloud-init's JSON schema, so tests/integration/test_provision_deploy.py validates
 # deploy/raspberrypi/cloud-init/user-data.example offline. Unpacked, not installed: installing

@@ -216,6 +216,41 @@ def _add_calibration_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPa
     eval_parser.set_defaults(func=evaluation.run)
 
 
+_DASHBOARD_COMMANDS = {
+    # name: (module with add_arguments() and run(), one-line help)
+    "watch": (
+        "sensekit.dashboards.watch_command",
+        "live terminal view of every device and zone on a broker (status, counts, score, stats)",
+    ),
+    "report": (
+        "sensekit.dashboards.report_command",
+        "a zone's day as a PNG: net emotion score and people per hour, from a broker or a log",
+    ),
+    "ha": (
+        "sensekit.dashboards.ha_command",
+        "Home Assistant MQTT discovery: show the device's discovery payload, or remove it",
+    ),
+}
+
+
+def _add_dashboard_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The dashboard side: commands that read what the devices publish (never a device's raw
+    data: they see exactly what any subscribed dashboard sees)."""
+    import importlib
+
+    for name, (module_name, help_text) in _DASHBOARD_COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
+
+
 def cmd_selftest(args: argparse.Namespace) -> int:
     from sensekit.selftest import run_selftest
 
@@ -336,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     notice.set_defaults(func=cmd_notice)
 
     _add_calibration_parsers(sub)
+    _add_dashboard_parsers(sub)
 
     bench = sub.add_parser(
         "bench",

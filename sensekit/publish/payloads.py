@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sensekit import __version__
+from sensekit.score import net_emotion_score
 from sensekit.types import FaceCounts, VoiceCounts, ZoneWindow
 
-WINDOW_SCHEMA = "sensekit.window/3"
+WINDOW_SCHEMA = "sensekit.window/4"
 STATUS_SCHEMA = "sensekit.status/1"
 STATS_SCHEMA = "sensekit.stats/2"
 
@@ -75,6 +76,7 @@ def faces_part(faces: FaceCounts | None) -> dict[str, Any] | None:
         "expressions": faces.expressions,
         "unclassified": faces.unclassified,
         "mean_probabilities": faces.mean_probabilities,
+        "net_emotion_score": net_emotion_score(faces.expressions),
     }
 
 
