@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sensekit.broker import LocalBroker
-from sensekit.dashboards.messages import Message, TopicReader, write_message
+from sensekit.dashboards.messages import BrokerAddress, Message, TopicReader, write_message
 from sensekit.demo import run_demo
 
 
@@ -48,7 +48,5 @@ def record_demo(
     return received
 
 
-def broker_address(broker: LocalBroker):  # noqa: ANN201 - tests
-    from sensekit.dashboards.messages import BrokerAddress
-
+def broker_address(broker: LocalBroker) -> BrokerAddress:
     return BrokerAddress.from_url(broker.url)
