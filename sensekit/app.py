@@ -239,7 +239,7 @@ class Daemon:
         self._notifier = notifier or Notifier(None)
         self._watchdog = watchdog
         self._spool_stats = spool_stats
-        self.health = HealthReporter(config.site, config.device)
+        self.health = HealthReporter(config.site, config.device, config.stats.interval_s)
         self.windows_published = 0
         self.latest_stats: dict[str, Any] | None = None
         self._stats_due = False

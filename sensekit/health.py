@@ -77,6 +77,8 @@ class CameraCounters:
 class HealthReporter:
     site: str
     device: str
+    interval_s: float = 30.0
+    """stats.interval_s, published so a dashboard knows when a silent device is dead."""
     started: float = field(default_factory=time.monotonic)
     last_report: float = field(default_factory=time.monotonic)
     cameras: dict[str, CameraCounters] = field(default_factory=dict)
@@ -126,6 +128,7 @@ class HealthReporter:
             "site": self.site,
             "device": self.device,
             "timestamp": utc_iso(timestamp),
+            "interval_s": self.interval_s,
             "uptime_s": round(now - self.started, 1),
             "cameras": cameras,
             "inference_ms": {k: round(v, 3) for k, v in inference_ms.items()},

@@ -142,7 +142,7 @@ def _sources(
 
 
 def prometheus_text(stats: Mapping[str, Any]) -> str:
-    """Render a ``sensekit.stats/2`` dict in the Prometheus text exposition format (0.0.4).
+    """Render a ``sensekit.stats/3`` dict in the Prometheus text exposition format (0.0.4).
 
     Every section may be absent or None and is then left out; errors are deliberately not
     labels (free text would make a new time series per message), only the ``up`` gauges and

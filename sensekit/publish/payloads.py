@@ -17,7 +17,7 @@ from sensekit.types import FaceCounts, VoiceCounts, ZoneWindow
 
 WINDOW_SCHEMA = "sensekit.window/4"
 STATUS_SCHEMA = "sensekit.status/1"
-STATS_SCHEMA = "sensekit.stats/2"
+STATS_SCHEMA = "sensekit.stats/3"
 
 STATUS_ONLINE, STATUS_OFFLINE, STATUS_STOPPED = "online", "offline", "stopped"
 

@@ -197,7 +197,7 @@ def test_sensekit_demo_needs_no_camera_and_no_broker() -> None:
     payloads = [json.loads(line) for line in lines if line.startswith("  {")]
     states = [p["state"] for p in payloads if p["schema"] == "sensekit.status/1"]
     assert states == ["online", "stopped"]
-    assert any(p["schema"] == "sensekit.stats/2" for p in payloads)  # the final health message
+    assert any(p["schema"] == "sensekit.stats/3" for p in payloads)  # the final health message
     assert "Traceback" not in result.stderr
 
 

@@ -21,10 +21,11 @@ from sensekit.metrics_http import (
 )
 
 STATS: dict[str, Any] = {
-    "schema": "sensekit.stats/2",
+    "schema": "sensekit.stats/3",
     "site": "lab",
     "device": "pi-7",
     "timestamp": "2026-11-22T10:00:00.000Z",
+    "interval_s": 30.0,
     "uptime_s": 12.5,
     "version": "0.4.0",
     "models": {
