@@ -411,6 +411,24 @@ class PrivacyConfig(_Strict):
     )
 
 
+class HomeAssistantConfig(_Strict):
+    """Home Assistant MQTT discovery: the device announces its zones' sensors on
+    `<discovery_prefix>/device/<id>/config` (retained), so Home Assistant shows them with no
+    YAML. The announcement describes only topics that are published anyway."""
+
+    enabled: bool = Field(
+        True, description="publish the discovery record at every connection; false: publish none"
+    )
+    discovery_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")] = (
+        "homeassistant"
+    )
+    resend_delay_max_s: Annotated[float, Field(ge=0.0, le=300.0)] = Field(
+        10.0,
+        description="when Home Assistant announces `online` on <discovery_prefix>/status, the "
+        "record is sent again after a random delay up to this (a fleet must not answer at once)",
+    )
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -432,6 +450,7 @@ class Config(_Strict):
     logging: LoggingConfig = LoggingConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     inference_threads: Annotated[int, Field(ge=1, le=8)] = 1
     state_dir: Path | None = Field(
         None,

@@ -26,6 +26,7 @@ from sensekit.config import Config, ReplayMode, load_config
 from sensekit.errors import BrokerError
 from sensekit.privacy.facts import privacy_facts
 from sensekit.privacy.manifest import manifest_payload
+from sensekit.publish.homeassistant import discovery_for
 from sensekit.publish.mqtt import Identity, MqttPublisher
 from sensekit.publish.payloads import STATUS_STOPPED, Topics
 from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
@@ -144,6 +145,7 @@ def run_demo(
             Identity(config.site, config.device),
             spool,
             manifest=manifest_payload(privacy_facts(config), clock()),
+            discovery=discovery_for(config),
         )
         topics = publisher.topics
         printer = MessagePrinter(config.mqtt.host, config.mqtt.port, topics, out)

@@ -27,6 +27,7 @@ from sensekit.privacy.facts import privacy_facts
 from sensekit.privacy.hardening import forbid_core_dumps
 from sensekit.privacy.manifest import manifest_payload
 from sensekit.privacy.release import ReleaseGate
+from sensekit.publish.homeassistant import discovery_for
 from sensekit.publish.mqtt import Identity, MqttPublisher, read_password
 from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 from sensekit.systemd import Notifier, Watchdog, watchdog_interval_s
@@ -35,7 +36,7 @@ log = logging.getLogger("sensekit")
 
 # Parts of the config that a reload applies without touching the pipeline.
 _PUBLISHER_KEYS = {"mqtt"}
-_LIVE_KEYS = {"logging", "stats"}
+_LIVE_KEYS = {"logging", "stats", "homeassistant"}
 
 
 def spool_limits(config: Config) -> SpoolLimits:
@@ -99,6 +100,7 @@ class Service:
             Identity(config.site, config.device),
             self._spool,
             manifest=manifest_payload(privacy_facts(config), time.time()),
+            discovery=discovery_for(config),
         )
         publisher.start(wait_s=0.0 if background else None)
         return publisher
@@ -219,9 +221,17 @@ class Service:
             setup_logging(self._log_level or new.logging.level)
         if "mqtt" in changed:
             self._swap_publisher(new)
+        elif changed & {"homeassistant", "stats"}:
+            self._publisher.set_discovery(discovery_for(new))
+        self._daemon.health.interval_s = new.stats.interval_s
         if changed <= _PUBLISHER_KEYS | _LIVE_KEYS | {"state_dir", "spool"}:
             self._daemon.config = self._daemon.config.model_copy(
-                update={"mqtt": new.mqtt, "logging": new.logging, "stats": new.stats}
+                update={
+                    "mqtt": new.mqtt,
+                    "logging": new.logging,
+                    "stats": new.stats,
+                    "homeassistant": new.homeassistant,
+                }
             )
             log.info("reload: applied (%s)", ", ".join(sorted(changed)))
             self.notifier.ready(f"reloaded: {', '.join(sorted(changed))}")
@@ -272,6 +282,7 @@ class Service:
             self._daemon = daemon
             # What the device measures may have changed: the retained manifest must say so.
             self._publisher.set_manifest(manifest_payload(privacy_facts(candidate), time.time()))
+            self._publisher.set_discovery(discovery_for(candidate))
             log.info("reload: running the %s configuration", label)
             return candidate
         raise SensekitError("reload failed and the previous configuration cannot restart")

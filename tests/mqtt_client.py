@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +14,10 @@ import jsonschema
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.homeassistant_schema import DEVICE_DISCOVERY, DISCOVERY_TOPIC
+
+HA_BIRTH_TOPIC = re.compile(r"^[A-Za-z0-9_./-]+/status$")
+
 SCHEMAS = {
     name: json.loads(
         resources.files("sensekit.schemas").joinpath(f"{name}.schema.json").read_text()
@@ -22,6 +27,8 @@ SCHEMAS = {
 
 
 def schema_for(topic: str) -> dict[str, Any]:
+    if re.match(DISCOVERY_TOPIC, topic):
+        return DEVICE_DISCOVERY
     if topic.endswith("/window"):
         return SCHEMAS["window"]
     if topic.endswith("/status"):
@@ -77,8 +84,12 @@ class Subscriber:
         assert self._ready.wait(5), "subscription not acknowledged"
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        payload = json.loads(message.payload) if message.payload else {}
-        if payload:
+        if message.topic.count("/") == 1 and HA_BIRTH_TOPIC.match(message.topic):
+            # Home Assistant's own birth/will (`online`/`offline`), plain text, not ours.
+            payload: dict[str, Any] = {"home_assistant": message.payload.decode()}
+        else:
+            payload = json.loads(message.payload) if message.payload else {}
+        if payload and "home_assistant" not in payload:
             jsonschema.validate(payload, schema_for(message.topic))
         with self._lock:
             self.messages.append(

@@ -19,7 +19,9 @@ its retained messages (restarted without persistence) gets it back at our next c
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 import ssl
 import threading
 import time
@@ -34,6 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sensekit.backoff import Backoff
 from sensekit.config import MqttConfig
 from sensekit.errors import BrokerError
+from sensekit.publish.homeassistant import Discovery
 from sensekit.publish.payloads import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -93,14 +96,22 @@ class MqttPublisher:
         clock: Any = time.time,
         *,
         manifest: dict[str, Any] | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         """`manifest`: the privacy manifest payload, published as given (nothing is stamped on
-        it here) retained on the privacy topic at every connection; None publishes none."""
+        it here) retained on the privacy topic at every connection; None publishes none.
+        `discovery`: the Home Assistant discovery record, published retained at every
+        connection and again (after a random delay) whenever Home Assistant says `online`."""
         self.config = config
         self.identity = identity
         self.spool = spool
         self._manifest = manifest
         self._manifest_lock = threading.Lock()
+        self._discovery = discovery
+        self._discovery_lock = threading.Lock()
+        self._discovery_timer: threading.Timer | None = None
+        self._discovery_subscription: int | None = None
+        self.discovery_sent = 0
         self.topics = Topics(config.topic_prefix, identity.site, identity.device)
         self._clock = clock
         self._connected = threading.Event()
@@ -143,6 +154,8 @@ class MqttPublisher:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     def _configure_tls(self) -> None:
         tls = self.config.tls
@@ -192,6 +205,93 @@ class MqttPublisher:
             )
             self._register(info, None)
 
+    def _publish_discovery(self) -> None:
+        """Retained, QoS 1, under a lock for the same reason as the manifest. A delayed resend
+        that finds the connection gone does nothing: the next connection sends it anyway."""
+        with self._discovery_lock:
+            if self._discovery is None or not self._client.is_connected():
+                return
+            info = self._client.publish(
+                self._discovery.topic, encode(self._discovery.payload), qos=QOS, retain=True
+            )
+            self._register(info, None)
+            self.discovery_sent += 1
+        log.debug("Home Assistant discovery published on %s", self._discovery.topic)
+
+    def _follow_home_assistant(self, client: mqtt.Client) -> None:
+        """Listen for Home Assistant's `online` (it lost its entities: restarted, or its MQTT
+        integration reloaded) and for our own retained record from an earlier run; publish the
+        record once the broker has acknowledged the subscription. The broker sends a retained
+        record right behind its acknowledgement, so the one we then receive with the retain
+        flag is the earlier run's, not ours: `_remove_stale_components` compares it with ours."""
+        discovery = self._discovery
+        if discovery is None:
+            return
+        _, mid = client.subscribe([(discovery.birth_topic, QOS), (discovery.topic, QOS)])
+        with self._discovery_lock:
+            self._discovery_subscription = mid
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        with self._discovery_lock:
+            ours = mid == self._discovery_subscription
+        if ours:
+            # Granted or refused by the broker's ACL: the record goes out either way.
+            self._publish_discovery()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        discovery = self._discovery
+        if discovery is None:
+            return
+        if message.topic == discovery.birth_topic and message.payload == b"online":
+            delay = random.uniform(0.0, discovery.resend_delay_max_s)
+            log.info(
+                "Home Assistant came online: sending the discovery record again in %.1f s", delay
+            )
+            timer = threading.Timer(delay, self._publish_discovery)
+            timer.daemon = True
+            with self._discovery_lock:
+                if self._discovery_timer is not None:
+                    self._discovery_timer.cancel()
+                self._discovery_timer = timer
+            timer.start()
+        elif message.topic == discovery.topic and message.retain and message.payload:
+            self._remove_stale_components(message.payload)
+
+    def _remove_stale_components(self, retained: bytes) -> None:
+        """A record retained by an earlier run (before a zone was renamed or removed) declares
+        components we no longer have: send ours once more with those marked for deletion."""
+        try:
+            earlier = json.loads(retained)
+            components = earlier["components"]
+            platforms = {
+                key: value["platform"]
+                for key, value in components.items()
+                if isinstance(value, dict) and len(value) > 1 and "platform" in value
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return
+        with self._discovery_lock:
+            if self._discovery is None:
+                return
+            previous = Discovery(
+                self._discovery.topic,
+                {"components": {key: {"platform": p} for key, p in platforms.items()}},
+                self._discovery.birth_topic,
+                self._discovery.resend_delay_max_s,
+            )
+            current = self._discovery
+            self._discovery = current.with_removals(previous)
+        if self._discovery is not current:
+            log.info(
+                "removing %d Home Assistant sensor(s) of zones no longer configured",
+                len(self._discovery.payload["components"]) - len(current.payload["components"]),
+            )
+            self._publish_discovery()
+            with self._discovery_lock:
+                self._discovery = current
+
     # paho callbacks run on its network thread -------------------------------------------
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
@@ -225,6 +325,7 @@ class MqttPublisher:
         info = client.publish(self.topics.status, self._status(STATUS_ONLINE), qos=QOS, retain=True)
         self._register(info, None)
         self._publish_manifest()
+        self._follow_home_assistant(client)
         with self._cv:
             self._last_progress = time.monotonic()
             self._connected.set()
@@ -405,6 +506,26 @@ class MqttPublisher:
         if self.connected:
             self._publish_manifest()
 
+    def set_discovery(self, discovery: Discovery | None) -> None:
+        """Replace the Home Assistant record (zones or prefix changed on reload). Components
+        that disappeared are deleted; a record under another topic (new prefix, discovery
+        turned off) is cleared with an empty retained message."""
+        with self._discovery_lock:
+            previous = self._discovery
+            self._discovery = discovery.with_removals(previous) if discovery else None
+        moved = previous is not None and (discovery is None or discovery.topic != previous.topic)
+        if previous is not None and moved and self.connected:
+            info = self._client.publish(previous.topic, b"", qos=QOS, retain=True)
+            self._register(info, None)
+            self._client.unsubscribe([previous.birth_topic, previous.topic])
+        if discovery is not None and self.connected:
+            if moved or previous is None:
+                self._follow_home_assistant(self._client)  # publishes when subscribed
+            else:
+                self._publish_discovery()
+                with self._discovery_lock:
+                    self._discovery = discovery
+
     def publish_stats(self, payload: dict[str, Any]) -> None:
         """Best effort (QoS 0): a stats message is stale by the next one, so none is queued
         while the broker is away."""
@@ -460,6 +581,9 @@ class MqttPublisher:
         return left
 
     def close(self) -> None:
+        with self._discovery_lock:
+            if self._discovery_timer is not None:
+                self._discovery_timer.cancel()
         with self._cv:
             self._closing = True
             self._cv.notify_all()
