@@ -413,7 +413,7 @@ class PrivacyConfig(_Strict):
 
 class HomeAssistantConfig(_Strict):
     """Home Assistant MQTT discovery: the device announces its zones' sensors on
-    `<discovery_prefix>/device/<id>/config` (retained), so Home Assistant shows them with no
+    `<discovery_prefix>/device/<site>/<device>/config` (retained), so Home Assistant shows them with no
     YAML. The announcement describes only topics that are published anyway."""
 
     enabled: bool = Field(

@@ -1,7 +1,7 @@
 """Home Assistant MQTT discovery for this device.
 
 While `homeassistant.enabled` is true (the default), `sensekit run` publishes one retained
-device record on `<homeassistant.discovery_prefix>/device/sensekit_<site>_<device>/config` at
+device record on `<homeassistant.discovery_prefix>/device/<site>/<device>/config` at
 every connection, and again a few seconds (at random, up to homeassistant.resend_delay_max_s)
 after Home Assistant announces `online` on `<discovery_prefix>/status`. Home Assistant then
 shows the device with, per zone, sensors for people, the net emotion score, each expression,

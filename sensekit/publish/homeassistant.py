@@ -1,7 +1,7 @@
 """Home Assistant MQTT discovery: one retained device record that declares every zone's sensors.
 
 Device-based discovery (Home Assistant 2024.11+): one message on
-`<discovery_prefix>/device/<id>/config` carries the device, the origin and all its components,
+`<discovery_prefix>/device/<site>/<device>/config` carries the device, the origin and all its components,
 instead of one message per entity. Every sensor reads a topic sensekit publishes anyway (the
 retained zone windows, the stats), through a template; nothing new about the visitors is sent.
 
@@ -13,9 +13,10 @@ retained zone windows, the stats), through a template; nothing new about the vis
   more as `{"platform": "sensor"}` alone, which is how Home Assistant is told to delete them.
 - An empty retained payload on the same topic removes the device (`sensekit ha remove`).
 
-Names: `<id>` is `sensekit_<site>_<device>` with anything but letters, digits, `_` and `-`
-replaced by `_` (Home Assistant's discovery topics allow nothing else); unique ids add the zone
-and the measurement.
+Names: the record's topic is `<discovery_prefix>/device/<site>/<device>/config` (see
+`discovery_topic`), with anything but letters, digits, `_` and `-` replaced by `_` (Home
+Assistant's discovery topics allow nothing else); the device identifier is
+`sensekit_<site>_<device>`, and each sensor's unique id adds the zone and the measurement.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ def object_id(*parts: str) -> str:
 
 
 def discovery_topic(discovery_prefix: str, site: str, device: str) -> str:
-    return f"{discovery_prefix}/device/{object_id('sensekit', site, device)}/config"
+    """`<prefix>/device/<site>/<device>/config`: Home Assistant's `<node_id>/<object_id>` form.
+    The two levels are the device's MQTT username (`<site>/<device>`), so one ACL line,
+    `pattern write homeassistant/device/%u/config`, lets each device write its own record and
+    no other's (deploy/raspberrypi/mosquitto/acl.example)."""
+    return f"{discovery_prefix}/device/{object_id(site)}/{object_id(device)}/config"
 
 
 def birth_topic(discovery_prefix: str) -> str:

@@ -342,7 +342,7 @@ def test_ha_remove_deletes_the_retained_record(broker: LocalBroker, tmp_path: Pa
     config = load_config(config_file)
     discovery = discovery_for(config)
     assert discovery is not None
-    assert discovery.topic == "homeassistant/device/sensekit_shop-12_door-1/config"
+    assert discovery.topic == "homeassistant/device/shop-12/door-1/config"
     publish_raw(broker, discovery.topic, json.dumps(discovery.payload).encode(), retain=True)
     before = TopicWatcher(broker, discovery.topic)
     assert before.wait(1)[0][2] is True

@@ -14,6 +14,7 @@ sent before it would have arrived first.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,14 @@ DEVICE_A = "store-1/door"
 DEVICE_B = "store-1/till"
 OTHER_SITE = "store-2/door"
 DASHBOARD = "_dashboard"
-PASSWORDS = {DEVICE_A: "pw-a", DEVICE_B: "pw-b", OTHER_SITE: "pw-c", DASHBOARD: "pw-dash"}
+HOME_ASSISTANT = "_homeassistant"
+PASSWORDS = {
+    DEVICE_A: "pw-a",
+    DEVICE_B: "pw-b",
+    OTHER_SITE: "pw-c",
+    DASHBOARD: "pw-dash",
+    HOME_ASSISTANT: "pw-ha",
+}
 TIMEOUT_S = 10.0
 
 
@@ -385,6 +393,64 @@ def test_a_dashboard_reads_everything_and_writes_nothing(clients: Callable[..., 
     assert retained.payload == b"a-online"
 
 
+def discovery(device: str) -> str:
+    return f"homeassistant/device/{device}/config"
+
+
+def test_a_device_writes_its_own_discovery_record_and_no_other(
+    clients: Callable[..., Client],
+) -> None:
+    home = clients(HOME_ASSISTANT)
+    home.subscribe("homeassistant/#")
+    device = clients(DEVICE_A)
+    device.publish(discovery(DEVICE_B), b"forged", retain=True)  # same site, other device
+    device.publish(discovery(OTHER_SITE), b"forged", retain=True)
+    device.publish("homeassistant/device/store-1/config", b"forged", retain=True)
+    device.publish("homeassistant/status", b"offline")  # only Home Assistant speaks there
+    device.publish(discovery(DEVICE_A), b"record-a", retain=True)
+    home.wait_for(lambda m: m.payload == b"record-a")
+    assert [m for m in home.messages if m.payload in (b"forged", b"offline")] == []
+    late = clients(HOME_ASSISTANT)
+    late.subscribe("homeassistant/#")
+    retained = late.wait_for(lambda m: m.topic == discovery(DEVICE_A))
+    assert retained.retain
+    assert [m.topic for m in late.messages] == [discovery(DEVICE_A)]
+
+
+def test_a_device_hears_home_assistant_come_online_and_reads_only_its_own_record(
+    clients: Callable[..., Client],
+) -> None:
+    other = clients(DEVICE_B)
+    other.publish(discovery(DEVICE_B), b"record-b", retain=True)
+    device = clients(DEVICE_A)
+    device.publish(discovery(DEVICE_A), b"record-a", retain=True)
+    for name in ("homeassistant/status", discovery(DEVICE_A), discovery(DEVICE_B)):
+        device.subscribe(name)
+    home = clients(HOME_ASSISTANT)
+    home.publish("homeassistant/status", b"online")
+    device.wait_for(lambda m: m.topic == "homeassistant/status" and m.payload == b"online")
+    assert device.payloads(discovery(DEVICE_A)) == [b"record-a"]
+    assert device.payloads(discovery(DEVICE_B)) == []  # not its record: not readable
+
+
+def test_home_assistant_reads_the_devices_and_cannot_write_their_topics(
+    clients: Callable[..., Client],
+) -> None:
+    device = clients(DEVICE_A)
+    home = clients(HOME_ASSISTANT)
+    home.subscribe("sensekit/#")
+    home.publish(topic(DEVICE_A, "status"), b"injected", retain=True)
+    home.publish(discovery(DEVICE_A), b"injected", retain=True)
+    device.publish(topic(DEVICE_A, "status"), b"a-online", retain=True)
+    home.wait_for(lambda m: m.payload == b"a-online")
+    assert [m for m in home.messages if m.payload == b"injected"] == []
+    board = dashboard(clients)
+    board.subscribe("homeassistant/#")
+    device.publish(topic(DEVICE_A, "stats"), b"marker")
+    board.wait_for(lambda m: m.payload == b"marker")
+    assert [m for m in board.messages if m.topic.startswith("homeassistant/")] == []
+
+
 def test_anonymous_and_wrong_passwords_are_refused(clients: Callable[..., Client]) -> None:
     assert not clients(None).accepted
     assert not clients("store-9/unknown").accepted
@@ -434,8 +500,13 @@ def test_the_daemon_gets_every_message_through_the_acl(
     tmp_path: Path, fleet_broker: FleetBroker, clients: Callable[..., Client]
 ) -> None:
     board = dashboard(clients)
+    home = clients(HOME_ASSISTANT)
+    home.subscribe("homeassistant/#")
     result = run_daemon(tmp_path, fleet_broker, DEVICE_A)
     assert result.returncode == 0, result.stderr
+    # Its Home Assistant discovery record went through too, on the topic the ACL allows.
+    record = home.wait_for(lambda m: m.topic == discovery(DEVICE_A))
+    assert json.loads(record.payload)["device"]["identifiers"] == ["sensekit_store-1_door"]
     board.wait_for(lambda m: m.topic == topic(DEVICE_A, "status") and b'"stopped"' in m.payload)
     topics = {m.topic for m in board.messages}
     assert {
