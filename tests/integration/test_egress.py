@@ -46,6 +46,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sensekit.broker import LocalBroker, free_port
 from tests.conftest import DEMO_AUDIO, DEMO_VIDEO, ROOT
+from tests.homeassistant_schema import DEVICE_DISCOVERY
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -497,18 +498,38 @@ def topic_kind(topic: str, base: str) -> str | None:
     return None
 
 
+def announced_topics(record: dict[str, Any]) -> set[str]:
+    """Every topic a Home Assistant discovery record points Home Assistant at."""
+    topics = {item["topic"] for item in record.get("availability", [])}
+    for component in record["components"].values():
+        topics |= {
+            component[key] for key in ("state_topic", "json_attributes_topic") if key in component
+        }
+    return topics
+
+
 def test_publishes_only_schema_valid_json(daemon_run: Run) -> None:
     config = yaml.safe_load((daemon_run.workdir / "sensekit.yaml").read_text())
     base = f"{config['mqtt'].get('topic_prefix', 'sensekit')}/{config['site']}/{config['device']}"
+    discovery = f"homeassistant/device/{config['site']}/{config['device']}/config"
     schemas = load_schemas()
     validators = {
         kind: Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
         for kind, schema in schemas.items()
     }
+    # Home Assistant's discovery record: valid for Home Assistant, and it may only point at
+    # topics this device publishes anyway (it describes them; it carries no data of its own).
+    validators["homeassistant"] = Draft202012Validator(DEVICE_DISCOVERY)
+    published = {topic for topic, _, _ in daemon_run.messages}
     problems = []
     kinds = []
     for topic, payload, _ in daemon_run.messages:
-        kind = topic_kind(topic, base)
+        kind = "homeassistant" if topic == discovery else topic_kind(topic, base)
+        if kind == "homeassistant":
+            record = json.loads(payload)
+            for announced in sorted(announced_topics(record) - published):
+                if not announced.startswith(base + "/"):
+                    problems.append(f"{topic}: announces a foreign topic {announced}")
         if kind is None or kind not in validators:
             problems.append(f"{topic}: not a sensekit topic with a schema")
             continue
