@@ -159,6 +159,27 @@ _CALIBRATION_COMMANDS = {
 }
 
 
+def _add_module_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: dict[str, tuple[str, str]],
+) -> None:
+    """One subcommand per module: its docstring is the description, its `add_arguments` the
+    options, its `run` the action."""
+    import importlib
+
+    for name, (module_name, help_text) in commands.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
+
+
 def _add_calibration_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`sensekit calibrate <step>` (the installer's tools) and `sensekit eval` (the models').
 
@@ -182,17 +203,7 @@ def _add_calibration_parsers(sub: argparse._SubParsersAction[argparse.ArgumentPa
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     steps = calibrate.add_subparsers(dest="step", metavar="STEP", required=True)
-    for name, (module_name, help_text) in _CALIBRATION_COMMANDS.items():
-        module = importlib.import_module(module_name)
-        step = steps.add_parser(
-            name,
-            help=help_text,
-            description=(module.__doc__ or help_text).strip(),
-            epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(step)
-        step.set_defaults(func=module.run)
+    _add_module_commands(steps, _CALIBRATION_COMMANDS)
 
     # The old name of `calibrate speech`, kept so provisioning scripts written for it still work.
     speech = importlib.import_module(_CALIBRATION_COMMANDS["speech"][0])
@@ -236,19 +247,7 @@ _DASHBOARD_COMMANDS = {
 def _add_dashboard_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The dashboard side: commands that read what the devices publish (never a device's raw
     data: they see exactly what any subscribed dashboard sees)."""
-    import importlib
-
-    for name, (module_name, help_text) in _DASHBOARD_COMMANDS.items():
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(
-            name,
-            help=help_text,
-            description=(module.__doc__ or help_text).strip(),
-            epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(command)
-        command.set_defaults(func=module.run)
+    _add_module_commands(sub, _DASHBOARD_COMMANDS)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
