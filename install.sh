@@ -34,6 +34,25 @@ if [ ! -s build/cloud-init/schema-cloud-config-v1.json ]; then
     rm -f cloud-init_*.deb)
 fi
 
+# Dashboard recipes (tests/integration/test_dashboard_recipes.py): InfluxDB 1.x's server from
+# Debian, unpacked, not installed (installing it would enable a database service at boot), and
+# Node-RED with its InfluxDB nodes, TypeScript and Grafana's dashboard types from the pinned
+# deploy/dashboards/package-lock.json, into build/dashboards/.
+if [ ! -x build/influxdb/usr/bin/influxd ]; then
+  mkdir -p build/influxdb
+  (cd build/influxdb && apt-get download influxdb >/dev/null &&
+    dpkg-deb -x influxdb_*.deb . && rm -f influxdb_*.deb)
+fi
+if ! command -v npm >/dev/null; then
+  $SUDO apt-get install -y --no-install-recommends nodejs npm
+fi
+if [ ! -d build/dashboards/node_modules ] ||
+  ! cmp -s deploy/dashboards/package-lock.json build/dashboards/package-lock.json; then
+  mkdir -p build/dashboards
+  cp deploy/dashboards/package.json deploy/dashboards/package-lock.json build/dashboards/
+  (cd build/dashboards && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" - <<'PY'
 import sys
