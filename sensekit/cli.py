@@ -33,8 +33,10 @@ log = logging.getLogger("sensekit")
 
 EXIT_CODES = """exit codes:
   0  success            2  invalid config or usage   4  camera or media unusable
-  1  unexpected error   3  model missing or corrupt  5  broker TLS unusable
-  6  state directory unusable (spool in use by another daemon, permissions)"""
+  1  unexpected error   3  model missing or corrupt  5  broker unusable
+  6  state directory unusable (spool in use by another daemon, permissions)
+  5: TLS files or certificate; for watch, report and ha also a broker that cannot
+     be reached or refuses (the daemon retries those instead)"""
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
