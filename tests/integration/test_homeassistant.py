@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 from sensekit.types import EXPRESSION_LABELS, VOICE_AROUSAL_LABELS
 from tests.dashboard_fixtures import record_demo
 from tests.homeassistant_schema import DEVICE_DISCOVERY, DISCOVERY_TOPIC
+from tests.integration.daemon_process import DaemonProcess, five_faces_video
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
@@ -383,3 +385,47 @@ def test_the_example_configs_declare_valid_records(name: str) -> None:
     assert isinstance(discovery, Discovery)
     assert re.match(DISCOVERY_TOPIC, discovery.topic)
     jsonschema.validate(discovery.payload, DEVICE_DISCOVERY)
+
+
+def test_a_reload_updates_the_record_of_a_running_daemon(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    """`sensekit run` and SIGHUP: a renamed zone's sensors are deleted and the new ones
+    declared; a new discovery prefix clears the record under the old one."""
+    video = five_faces_video(tmp_path / "five.mp4", seconds=30)
+    config = tmp_path / "sensekit.yaml"
+    text = (
+        f"site: lab\ndevice: pi-7\nmqtt:\n  url: {broker.url}\n"
+        f"cameras:\n  - name: cam\n    source: {str(video)!r}\n    replay: realtime\n"
+        "    at_end: loop\n    zones:\n      - name: front\n"
+        "        polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]\n"
+        "aggregation:\n  window_s: 5\n"
+    )
+    config.write_text(text)
+    watcher = TopicWatcher(broker, "+/device/#")
+    daemon = DaemonProcess(config)
+    try:
+        first = json.loads(watcher.wait(1)[0][1])
+        assert "front_people" in first["components"]
+        config.write_text(text.replace("name: front", "name: till"))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_line("reload: running the new configuration", timeout=60)
+        renamed = json.loads(watcher.wait(2)[1][1])
+        assert renamed["components"]["front_people"] == {"platform": "sensor"}
+        assert "till_people" in renamed["components"]
+        jsonschema.validate(renamed, DEVICE_DISCOVERY)
+
+        config.write_text(
+            text.replace("name: front", "name: till") + "homeassistant:\n  discovery_prefix: ha\n"
+        )
+        daemon.signal(signal.SIGHUP)
+        messages = watcher.wait(4, timeout=60)
+        assert daemon.stop() == 0, daemon.output
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+        watcher.close()
+    assert ("homeassistant/device/lab/pi-7/config", b"", False) in messages[2:]
+    moved = [json.loads(p) for topic, p, _ in messages if topic == "ha/device/lab/pi-7/config"]
+    assert moved and "till_people" in moved[0]["components"]
+    assert "Traceback" not in daemon.output
