@@ -133,11 +133,14 @@ def test_the_manifest_is_retained_valid_and_says_what_the_config_says(
 def test_the_entrance_manifest_in_detail(broker: LocalBroker, tmp_path: Path) -> None:
     config = on_broker(load_config(ROOT / "configs" / "entrance.yaml"), broker)
     publisher, spool = publisher_for(config, tmp_path)
+    early = Retained(broker, privacy_topic(config))
     try:
         publisher.start()
-        late = Retained(broker, privacy_topic(config))  # subscribes after the publication
+        early.wait()  # the broker has the manifest: only now is a subscriber "late"
+        late = Retained(broker, privacy_topic(config))
         manifest, retain, _ = late.wait()
         late.close()
+        early.close()
     finally:
         publisher.stop(2.0)
         spool.close()
