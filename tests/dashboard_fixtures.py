@@ -50,3 +50,15 @@ def record_demo(
 
 def broker_address(broker: LocalBroker) -> BrokerAddress:
     return BrokerAddress.from_url(broker.url)
+
+
+def newest_windows(messages: list[Message]) -> dict[str, dict]:
+    """Each zone's newest window (by start) in a stream: what a dashboard should show last."""
+    newest: dict[str, dict] = {}
+    for message in messages:
+        payload = message.payload
+        if message.topic.endswith("/window") and payload is not None:
+            zone = payload["zone"]
+            if zone not in newest or payload["window_start"] > newest[zone]["window_start"]:
+                newest[zone] = payload
+    return newest

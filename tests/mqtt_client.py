@@ -133,3 +133,47 @@ class Subscriber:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+
+
+class TopicRecorder:
+    """Keeps every message on one topic filter as it arrived: raw bytes (an empty retained
+    message is a deletion, not JSON), retain flag and QoS, for tests of retained topics."""
+
+    def __init__(self, host: str, port: int, topic: str) -> None:
+        self.messages: list[RawMessage] = []
+        self._arrived = threading.Condition()
+        subscribed = threading.Event()
+        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self._client.on_connect = lambda client, *args: client.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *args: subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.loop_start()
+        assert subscribed.wait(5), "subscription not acknowledged"
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._arrived:
+            self.messages.append(
+                RawMessage(message.topic, bytes(message.payload), bool(message.retain), message.qos)
+            )
+            self._arrived.notify_all()
+
+    def wait(self, count: int, timeout: float = 15.0) -> list[RawMessage]:
+        """The first `count` messages, waiting for them."""
+        with self._arrived:
+            assert self._arrived.wait_for(lambda: len(self.messages) >= count, timeout), (
+                f"{len(self.messages)} message(s) within {timeout} s, wanted {count}"
+            )
+            return list(self.messages)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

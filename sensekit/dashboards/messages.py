@@ -17,9 +17,10 @@ import json
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote, urlparse
@@ -28,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sensekit.errors import BrokerError, SensekitError
+from sensekit.publish.payloads import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,6 @@ def parse_topic(topic: str, prefix: str = "sensekit") -> TopicParts | None:
     return None
 
 
-def utc_text(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def parse_utc(text: str) -> float:
     """An ISO 8601 time as the payloads write it (`...Z`) to a POSIX timestamp."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
@@ -105,7 +102,7 @@ def decode_payload(raw: bytes) -> dict[str, Any] | None:
 def log_line(message: Message) -> str:
     return json.dumps(
         {
-            "received_at": utc_text(message.received_at),
+            "received_at": utc_iso(message.received_at),
             "topic": message.topic,
             "retained": message.retained,
             "payload": message.payload,
@@ -254,8 +251,6 @@ class TopicReader:
         prefix: str = "sensekit",
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import time
-
         self.address = address
         self.prefix = prefix.rstrip("/")
         self._on_message = on_message

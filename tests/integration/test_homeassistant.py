@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from sensekit.types import EXPRESSION_LABELS, VOICE_AROUSAL_LABELS
 from tests.dashboard_fixtures import record_demo
 from tests.homeassistant_schema import DEVICE_DISCOVERY, DISCOVERY_TOPIC
 from tests.integration.daemon_process import DaemonProcess, five_faces_video
+from tests.mqtt_client import TopicRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
@@ -46,36 +46,8 @@ def render(template: str, payload: dict[str, Any]) -> str:
     return TEMPLATES.from_string(template).render(value_json=payload)
 
 
-class TopicWatcher:
-    """Keeps every message on one topic filter with its retain flag (raw bytes)."""
-
-    def __init__(self, broker: LocalBroker, topic: str) -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._arrived = threading.Condition()
-        subscribed = threading.Event()
-        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self._client.on_connect = lambda client, *args: client.subscribe(topic, qos=1)
-        self._client.on_subscribe = lambda *args: subscribed.set()
-        self._client.on_message = self._on_message
-        self._client.connect(broker.host, broker.port)
-        self._client.loop_start()
-        assert subscribed.wait(5), "subscription not acknowledged"
-
-    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        with self._arrived:
-            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
-            self._arrived.notify_all()
-
-    def wait(self, count: int, timeout: float = 15.0) -> list[tuple[str, bytes, bool]]:
-        with self._arrived:
-            assert self._arrived.wait_for(lambda: len(self.messages) >= count, timeout), (
-                f"{len(self.messages)} message(s) within {timeout} s, wanted {count}"
-            )
-            return list(self.messages)
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+def recorder(broker: LocalBroker, topic: str) -> TopicRecorder:
+    return TopicRecorder(broker.host, broker.port, topic)
 
 
 def on_broker(config: Config, broker: LocalBroker) -> Config:
@@ -111,13 +83,13 @@ def test_the_demo_run_declares_every_zone_and_each_template_reads_its_window(
     config = load_config(DEMO_CONFIG)
     topic = discovery_topic("homeassistant", config.site, config.device)
     assert re.match(DISCOVERY_TOPIC, topic)
-    watcher = TopicWatcher(broker, "homeassistant/#")
+    watcher = recorder(broker, "homeassistant/#")
     try:
         messages = record_demo(broker, tmp_path / "demo.jsonl")
-        records = [m for m in watcher.wait(1) if m[0] == topic]
+        records = [m for m in watcher.wait(1) if m.topic == topic]
     finally:
         watcher.close()
-    record = json.loads(records[0][1])
+    record = json.loads(records[0].payload)
     jsonschema.validate(record, DEVICE_DISCOVERY)
     components = record["components"]
 
@@ -211,27 +183,27 @@ def test_home_assistant_online_makes_the_device_send_its_record_again(
         }
     )
     topic = discovery_topic("homeassistant", config.site, config.device)
-    watcher = TopicWatcher(broker, topic)
+    watcher = recorder(broker, topic)
     publisher = publisher_for(config, tmp_path)
     try:
         publisher.start()
         first = watcher.wait(1)
-        assert first[0][2] is False  # live delivery to an existing subscriber
+        assert first[0].retain is False  # live delivery to an existing subscriber
         # Home Assistant's last will says offline: nothing to do. Its birth says online.
         publish_raw(broker, "homeassistant/status", b"offline")
         publish_raw(broker, "homeassistant/status", b"online")
         again = watcher.wait(2)
-        assert json.loads(again[1][1]) == json.loads(first[0][1])
+        assert json.loads(again[1].payload) == json.loads(first[0].payload)
         assert publisher.discovery_sent == 2
     finally:
         publisher.stop()
         watcher.close()
     # A dashboard that subscribes later still gets the record: it is retained.
-    late = TopicWatcher(broker, topic)
+    late = recorder(broker, topic)
     try:
         retained = late.wait(1)[0]
-        assert retained[2] is True
-        jsonschema.validate(json.loads(retained[1]), DEVICE_DISCOVERY)
+        assert retained.retain is True
+        jsonschema.validate(json.loads(retained.payload), DEVICE_DISCOVERY)
     finally:
         late.close()
 
@@ -248,11 +220,11 @@ def test_sensors_of_zones_no_longer_configured_are_deleted(
         earlier["components"]["inside_people"], unique_id="sensekit_old_counter_people"
     )
     publish_raw(broker, discovery.topic, json.dumps(earlier).encode(), retain=True)
-    watcher = TopicWatcher(broker, discovery.topic)
+    watcher = recorder(broker, discovery.topic)
     publisher = publisher_for(config, tmp_path)
     try:
         publisher.start()
-        records = [json.loads(m[1]) for m in watcher.wait(3)]  # earlier, ours, ours + removal
+        records = [json.loads(m.payload) for m in watcher.wait(3)]  # earlier, ours, ours + removal
     finally:
         publisher.stop()
         watcher.close()
@@ -276,7 +248,7 @@ def test_a_reload_moving_the_prefix_clears_the_old_record(
     assert new is not None
     try:
         publisher.start()
-        watcher = TopicWatcher(broker, "+/device/#")
+        watcher = recorder(broker, "+/device/#")
         watcher.wait(1)
         publisher.set_discovery(new)
         messages = watcher.wait(3)
@@ -284,13 +256,13 @@ def test_a_reload_moving_the_prefix_clears_the_old_record(
     finally:
         publisher.stop()
     old_topic = discovery_topic("homeassistant", config.site, config.device)
-    assert (old_topic, b"", False) in messages
-    assert any(topic == new.topic and payload for topic, payload, _ in messages)
-    late = TopicWatcher(broker, "+/device/#")
+    assert (old_topic, b"", False) in [(m.topic, m.payload, m.retain) for m in messages]
+    assert any(m.topic == new.topic and m.payload for m in messages)
+    late = recorder(broker, "+/device/#")
     try:
         retained = late.wait(1)
         time.sleep(0.3)  # a second retained record would arrive right behind the first
-        assert [topic for topic, _, _ in late.messages] == [new.topic]
+        assert [m.topic for m in late.messages] == [new.topic]
     finally:
         late.close()
     assert retained
@@ -303,7 +275,7 @@ def test_disabled_discovery_publishes_nothing(broker: LocalBroker, tmp_path: Pat
     )
     assert discovery_for(config) is None
     publisher = publisher_for(config, tmp_path)
-    watcher = TopicWatcher(broker, "#")
+    watcher = recorder(broker, "#")
     try:
         publisher.start()
         messages = watcher.wait(1)  # the status
@@ -311,7 +283,7 @@ def test_disabled_discovery_publishes_nothing(broker: LocalBroker, tmp_path: Pat
         messages = watcher.wait(2)  # and stopped
     finally:
         watcher.close()
-    assert not [topic for topic, _, _ in messages if topic.startswith("homeassistant/")]
+    assert not [m.topic for m in messages if m.topic.startswith("homeassistant/")]
 
 
 def site_config(tmp_path: Path, url: str) -> Path:
@@ -346,8 +318,8 @@ def test_ha_remove_deletes_the_retained_record(broker: LocalBroker, tmp_path: Pa
     assert discovery is not None
     assert discovery.topic == "homeassistant/device/shop-12/door-1/config"
     publish_raw(broker, discovery.topic, json.dumps(discovery.payload).encode(), retain=True)
-    before = TopicWatcher(broker, discovery.topic)
-    assert before.wait(1)[0][2] is True
+    before = recorder(broker, discovery.topic)
+    assert before.wait(1)[0].retain is True
     before.close()
 
     shown = run_cli("ha", "show", "--config", str(config_file))
@@ -361,11 +333,11 @@ def test_ha_remove_deletes_the_retained_record(broker: LocalBroker, tmp_path: Pa
     assert discovery.topic in done.stdout
     assert "publishes the record again" in done.stderr  # enabled is still true: say so
 
-    after = TopicWatcher(broker, "homeassistant/#")
+    after = recorder(broker, "homeassistant/#")
     try:
         publish_raw(broker, "homeassistant/marker", b"x")
         messages = after.wait(1)
-        assert [topic for topic, _, _ in messages] == ["homeassistant/marker"]
+        assert [m.topic for m in messages] == ["homeassistant/marker"]
     finally:
         after.close()
 
@@ -402,15 +374,15 @@ def test_a_reload_updates_the_record_of_a_running_daemon(
         "aggregation:\n  window_s: 5\n"
     )
     config.write_text(text)
-    watcher = TopicWatcher(broker, "+/device/#")
+    watcher = recorder(broker, "+/device/#")
     daemon = DaemonProcess(config)
     try:
-        first = json.loads(watcher.wait(1)[0][1])
+        first = json.loads(watcher.wait(1)[0].payload)
         assert "front_people" in first["components"]
         config.write_text(text.replace("name: front", "name: till"))
         daemon.signal(signal.SIGHUP)
         daemon.wait_for_line("reload: running the new configuration", timeout=60)
-        renamed = json.loads(watcher.wait(2)[1][1])
+        renamed = json.loads(watcher.wait(2)[1].payload)
         assert renamed["components"]["front_people"] == {"platform": "sensor"}
         assert "till_people" in renamed["components"]
         jsonschema.validate(renamed, DEVICE_DISCOVERY)
@@ -425,7 +397,9 @@ def test_a_reload_updates_the_record_of_a_running_daemon(
         if daemon.process.poll() is None:
             daemon.kill()
         watcher.close()
-    assert ("homeassistant/device/lab/pi-7/config", b"", False) in messages[2:]
-    moved = [json.loads(p) for topic, p, _ in messages if topic == "ha/device/lab/pi-7/config"]
+    assert ("homeassistant/device/lab/pi-7/config", b"", False) in [
+        (m.topic, m.payload, m.retain) for m in messages[2:]
+    ]
+    moved = [json.loads(m.payload) for m in messages if m.topic == "ha/device/lab/pi-7/config"]
     assert moved and "till_people" in moved[0]["components"]
     assert "Traceback" not in daemon.output

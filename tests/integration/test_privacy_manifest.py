@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import paho.mqtt.client as mqtt
 import pytest
 from jsonschema import Draft202012Validator
-from paho.mqtt.enums import CallbackAPIVersion
 
 from sensekit.broker import LocalBroker
 from sensekit.config import Config, MqttConfig, load_config
@@ -25,44 +22,23 @@ from sensekit.privacy.manifest import PRIVACY_SCHEMA, manifest_payload
 from sensekit.publish.mqtt import Identity, MqttPublisher
 from sensekit.publish.spool import SPOOL_FILE, Spool, SpoolLimits
 from tests.integration.daemon_process import DaemonProcess, five_faces_video
+from tests.mqtt_client import TopicRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads(resources.files("sensekit.schemas").joinpath("privacy.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-class Retained:
-    """A plain subscriber to one topic that keeps every message with its flags (the test
-    suite's Subscriber only knows the window, status and stats topics)."""
+class Retained(TopicRecorder):
+    """The recorder with each message decoded: (manifest, retain flag, QoS)."""
 
     def __init__(self, broker: LocalBroker, topic: str) -> None:
-        self.messages: list[tuple[dict[str, Any], bool, int]] = []
-        self._arrived = threading.Condition()
-        subscribed = threading.Event()
-        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        self._client.on_connect = lambda client, *args: client.subscribe(topic, qos=1)
-        self._client.on_subscribe = lambda *args: subscribed.set()
-        self._client.on_message = self._on_message
-        self._client.connect(broker.host, broker.port)
-        self._client.loop_start()
-        assert subscribed.wait(5), "subscription not acknowledged"
+        super().__init__(broker.host, broker.port, topic)
 
-    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        with self._arrived:
-            self.messages.append((json.loads(message.payload), message.retain, message.qos))
-            self._arrived.notify_all()
-
-    def wait(self, count: int = 1, timeout: float = 10.0) -> tuple[dict[str, Any], bool, int]:
+    def wait(self, count: int = 1, timeout: float = 10.0) -> tuple[dict[str, Any], bool, int]:  # type: ignore[override]
         """The `count`-th message, waiting for it."""
-        with self._arrived:
-            assert self._arrived.wait_for(lambda: len(self.messages) >= count, timeout), (
-                f"{len(self.messages)} message(s) within {timeout} s, wanted {count}"
-            )
-            return self.messages[count - 1]
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        message = super().wait(count, timeout)[count - 1]
+        return json.loads(message.payload), message.retain, message.qos
 
 
 def on_broker(config: Config, broker: LocalBroker) -> Config:

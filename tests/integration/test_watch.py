@@ -23,6 +23,7 @@ from sensekit.dashboards.watch_state import WatchState
 from sensekit.publish.payloads import Topics, status_payload, window_payload
 from sensekit.types import FaceCounts, VoiceCounts, ZoneWindow
 from tests.conftest import ROOT, password_broker
+from tests.dashboard_fixtures import newest_windows
 from tests.mqtt_client import schema_for
 
 SENSEKIT = str(ROOT / ".venv" / "bin" / "sensekit")
@@ -150,17 +151,6 @@ def stopped_recorded(path: Path) -> bool:
         m.topic.endswith("/status") and (m.payload or {}).get("state") == "stopped"
         for m in recorded(path)
     )
-
-
-def newest_windows(messages: list[Message]) -> dict[str, dict]:
-    newest: dict[str, dict] = {}
-    for message in messages:
-        payload = message.payload
-        if message.topic.endswith("/window") and payload is not None:
-            zone = payload["zone"]
-            if zone not in newest or payload["window_start"] > newest[zone]["window_start"]:
-                newest[zone] = payload
-    return newest
 
 
 def zone_title(payload: dict) -> list[str]:

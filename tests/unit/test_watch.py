@@ -25,7 +25,7 @@ from sensekit.dashboards.watch_state import Applied, Liveness, WatchState, age_t
 from sensekit.health import HealthReporter
 from sensekit.publish.payloads import Topics, status_payload, window_payload
 from sensekit.types import FaceCounts, VoiceCounts, ZoneWindow
-from tests.dashboard_fixtures import record_demo
+from tests.dashboard_fixtures import newest_windows, record_demo
 from tests.mqtt_client import schema_for
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, on a window boundary
@@ -52,17 +52,6 @@ def replayed(messages: list[Message]) -> WatchState:
     for message in messages:
         state.apply(message)
     return state
-
-
-def newest_windows(messages: list[Message]) -> dict[str, dict]:
-    newest: dict[str, dict] = {}
-    for message in messages:
-        payload = message.payload
-        if message.topic.endswith("/window") and payload is not None:
-            zone = payload["zone"]
-            if zone not in newest or payload["window_start"] > newest[zone]["window_start"]:
-                newest[zone] = payload
-    return newest
 
 
 def test_the_demo_stream_builds_one_device_with_its_zones_newest_windows(demo_log):
